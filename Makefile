@@ -1,0 +1,28 @@
+# actionloop: build, test, benchmark and package the proxy. `make help` lists the targets.
+
+CARGO ?= cargo
+PORT ?= 8080
+
+.PHONY: help build release run test lint bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+build: ## debug build
+	$(CARGO) build
+
+release: ## optimised, stripped binary at target/release/actionloop
+	$(CARGO) build --release
+
+run: release ## start the proxy on $(PORT) with the embedded Python runtime
+	./target/release/actionloop --port $(PORT)
+
+test: ## the whole test suite against real python3, node and php
+	$(CARGO) test
+
+lint: ## clippy and rustfmt, as CI checks them
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --check
+
+clean: ## remove build output
+	$(CARGO) clean

@@ -1,0 +1,337 @@
+//! Shared helpers for the integration tests: start the real `actionloop` binary on a free port
+//! in a temporary directory, talk HTTP/1.1 to it over a plain TCP socket, read what it logged.
+//!
+//! The client is hand-made on purpose: it lets tests check the exact bytes the proxy sends
+//! (`Content-Length`, no chunking) and keep one connection alive across requests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use serde_json::{Value, json};
+
+pub const SENTINEL: &str = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
+
+/// A running proxy. Its stdout and stderr go to files so tests can read the logs at any time.
+pub struct Proxy {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    process: Child,
+}
+
+/// What the proxy answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `error` field of a JSON error body.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error in {}", String::from_utf8_lossy(&self.body)))
+            .to_string()
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_actionloop"))
+}
+
+impl Proxy {
+    /// The proxy with the given runtime (`python`, `nodejs`, `php`) and default settings.
+    pub fn start(runtime: &str) -> Proxy {
+        Proxy::start_with(runtime, &[], &[])
+    }
+
+    /// The proxy with extra environment variables and extra command-line flags.
+    pub fn start_with(runtime: &str, env: &[(&str, &str)], args: &[&str]) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut command = Command::new(binary());
+        command
+            .current_dir(dir.path())
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--runtime")
+            .arg(runtime)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let process = command.spawn().expect("start actionloop");
+        let proxy = Proxy { port, dir, process };
+        proxy.wait_listening();
+        proxy
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("proxy did not listen; stderr: {}", self.stderr());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// One request on a fresh connection.
+    pub fn post(&self, path: &str, body: &[u8]) -> Answer {
+        self.connect().post(path, body)
+    }
+
+    pub fn connect(&self) -> Connection {
+        Connection::open(self.port)
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Answer {
+        self.post(path, body.to_string().as_bytes())
+    }
+
+    /// `/init` with `{"value": value}`.
+    pub fn init(&self, value: Value) -> Answer {
+        self.post_json("/init", &json!({ "value": value }))
+    }
+
+    /// `/init` with plain source code and the given entry point name.
+    pub fn init_code(&self, code: &str, main: &str) -> Answer {
+        self.init(json!({"code": code, "main": main, "binary": false}))
+    }
+
+    /// `/init` with an archive (zip or tar.gz bytes) sent as base64.
+    pub fn init_binary(&self, bytes: &[u8], main: &str) -> Answer {
+        self.init(json!({"code": b64(bytes), "main": main, "binary": true}))
+    }
+
+    /// `/run` with `{"value": value}`.
+    pub fn run(&self, value: Value) -> Answer {
+        self.post_json("/run", &json!({ "value": value }))
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Waits until both streams hold `n` sentinels (or 10 s pass), then returns (stdout, stderr).
+    pub fn logs_after(&self, n: usize) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (out, err) = (self.stdout(), self.stderr());
+            let done = count_sentinels(&out) >= n && count_sentinels(&err) >= n;
+            if done || Instant::now() > deadline {
+                return (out, err);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal to the proxy process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.process.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the proxy to exit by itself and returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.process.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+pub fn count_sentinels(text: &str) -> usize {
+    text.lines().filter(|l| *l == SENTINEL).count()
+}
+
+/// A keep-alive HTTP/1.1 connection.
+pub struct Connection {
+    reader: BufReader<TcpStream>,
+}
+
+impl Connection {
+    pub fn open(port: u16) -> Connection {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_nodelay(true).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        Connection {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    pub fn post(&mut self, path: &str, body: &[u8]) -> Answer {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let stream = self.reader.get_mut();
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        self.read_answer()
+    }
+
+    /// Sends raw bytes (e.g. a request cut short) without reading anything back.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).unwrap();
+    }
+
+    pub fn read_answer(&mut self) -> Answer {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_else(|| panic!("bad status line {line:?}"))
+            .parse()
+            .unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            self.reader.read_line(&mut h).unwrap();
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap();
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let length: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .expect("every answer carries Content-Length")
+            .1
+            .parse()
+            .unwrap();
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).unwrap();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A zip archive of (name, content) pairs; names ending in `/` are folders.
+pub fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
+    zip_with_modes(&files.iter().map(|(n, c)| (*n, *c, None)).collect::<Vec<_>>())
+}
+
+/// A zip archive where each entry may carry unix permissions (None: none recorded).
+pub fn zip_with_modes(files: &[(&str, &[u8], Option<u32>)]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, content, mode) in files {
+        let mut options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        if let Some(mode) = mode {
+            options = options.unix_permissions(*mode);
+        }
+        if name.ends_with('/') {
+            writer.add_directory(*name, options).unwrap();
+        } else {
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(content).unwrap();
+        }
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// A tar.gz archive of regular files (no folder entries) and symlinks (`link -> target`).
+pub fn targz(files: &[(&str, &[u8])], symlinks: &[(&str, &str)]) -> Vec<u8> {
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut builder = tar::Builder::new(encoder);
+    for (name, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, name, *content).unwrap();
+    }
+    for (name, target) in symlinks {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_mode(0o777);
+        header.set_entry_type(tar::EntryType::Symlink);
+        builder
+            .append_link(&mut header, name, target)
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// Whether an interpreter is on PATH (tests of a missing language fail loudly instead).
+pub fn require(program: &str) {
+    let ok = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "{program} must be installed to run these tests (.ci/run installs it)");
+}
