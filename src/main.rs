@@ -1,3 +1,34 @@
-fn main() {
-    println!("Hello, world!");
+//! Parses the flags and starts the proxy; everything else lives in the library.
+
+use std::process::ExitCode;
+
+use actionloop::settings::{Flags, Settings};
+
+fn main() -> ExitCode {
+    let flags = match Flags::parse(std::env::args().skip(1)) {
+        Ok(flags) => flags,
+        Err(e) => {
+            eprintln!("actionloop: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if flags.version {
+        println!("actionloop {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let settings = match Settings::load(flags) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("actionloop: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    actionloop::init_tracing(&settings, std::env::var("RUST_LOG").ok().as_deref());
+    match actionloop::serve(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("actionloop: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,280 @@
+//! An initialised action: how to bring one of its children to readiness, and the pool of
+//! children that `/run` requests take turns on.
+//!
+//! A child serves one activation at a time, so answers can never be mixed up: requests wait
+//! for a free child in arrival order. A child that dies, overruns its deadline or garbles its
+//! answer channel is dropped (killing its process group) and replaced at the next request.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::child::{Child, ChildError, Spec};
+use crate::error::{self, ProxyError};
+use crate::logs;
+
+/// What a child must say before it counts as started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Our own launchers: `{"ok":true}` or `{"ok":false,"kind":..,"error":..}`.
+    Launcher,
+    /// `OW_WAIT_FOR_ACK` for an executable: `{"ok":true}` or a fixed error.
+    Required,
+    /// An executable that is not asked to ack: running a moment after start is enough.
+    None,
+}
+
+/// How each child of the action is started.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub spec: Spec,
+    /// For launchers: the line that says what to load.
+    pub init_line: Option<Vec<u8>>,
+    pub ack: Ack,
+    pub answer_limit: u64,
+}
+
+/// How long an executable that owes no ack must survive to count as started.
+const START_WINDOW: Duration = Duration::from_millis(50);
+
+#[derive(Deserialize)]
+struct LauncherAck {
+    ok: bool,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl Launch {
+    /// Starts a child (or takes a prewarmed one) and waits until it is ready. On failure the
+    /// child's logs are framed, so the cause it printed ends the failed attempt's logs.
+    pub async fn start(&self, prewarmed: Option<Child>) -> Result<Child, ProxyError> {
+        let mut child = match prewarmed {
+            Some(child) => child,
+            None => Child::spawn(&self.spec).map_err(|e| {
+                let cause = format!("cannot run {}: {e}", self.spec.program.display());
+                logs::explain(&cause);
+                logs::frame_without_child();
+                ProxyError::Start(cause)
+            })?,
+        };
+        match self.ready(&mut child).await {
+            Ok(()) => Ok(child),
+            Err(e) => {
+                child.kill();
+                logs::explain(&e.message());
+                child.frame_logs().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn ready(&self, child: &mut Child) -> Result<(), ProxyError> {
+        if let Some(line) = &self.init_line {
+            child.send(line).await.map_err(|e| match e {
+                ChildError::Exited(exit) => ProxyError::Start(format!(
+                    "the interpreter exited ({exit}) before loading the action"
+                )),
+                other => ProxyError::Start(other.to_string()),
+            })?;
+        }
+        match self.ack {
+            Ack::Launcher => {
+                let line = child.answer(self.answer_limit).await.map_err(|e| match e {
+                    ChildError::Exited(exit) => ProxyError::Start(format!(
+                        "the interpreter exited ({exit}) while loading the action"
+                    )),
+                    other => ProxyError::Start(other.to_string()),
+                })?;
+                let ack: LauncherAck = serde_json::from_slice(&line).map_err(|_| {
+                    ProxyError::Start(format!(
+                        "the launcher answered {}",
+                        String::from_utf8_lossy(&line)
+                    ))
+                })?;
+                if ack.ok {
+                    return Ok(());
+                }
+                let detail = ack.error.unwrap_or_default();
+                Err(match ack.kind.as_deref() {
+                    Some("locate") => ProxyError::Locate(detail),
+                    _ => ProxyError::Start(detail),
+                })
+            }
+            Ack::Required => {
+                let line = child.answer(self.answer_limit).await.map_err(|e| match e {
+                    ChildError::Exited(exit) => {
+                        ProxyError::InitFailed(error::EXITED_DURING_INIT, format!("({exit})"))
+                    }
+                    other => ProxyError::InitFailed(error::BAD_ACK, other.to_string()),
+                })?;
+                let ok = serde_json::from_slice::<serde_json::Value>(&line)
+                    .is_ok_and(|v| v.get("ok") == Some(&serde_json::Value::Bool(true)));
+                if ok {
+                    Ok(())
+                } else {
+                    Err(ProxyError::InitFailed(
+                        error::BAD_ACK,
+                        format!("It answered: {}", String::from_utf8_lossy(&line)),
+                    ))
+                }
+            }
+            Ack::None => {
+                tokio::select! {
+                    exit = child.wait_exit() => Err(ProxyError::InitFailed(
+                        error::EXITED_DURING_INIT,
+                        format!("({exit})"),
+                    )),
+                    _ = tokio::time::sleep(START_WINDOW) => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// The children of an initialised action.
+pub struct Action {
+    launch: Launch,
+    slots: Vec<Mutex<Option<Child>>>,
+    free: Semaphore,
+}
+
+impl Action {
+    pub fn new(launch: Launch, children: Vec<Child>) -> Action {
+        let free = Semaphore::new(children.len());
+        Action {
+            launch,
+            slots: children.into_iter().map(|c| Mutex::new(Some(c))).collect(),
+            free,
+        }
+    }
+
+    /// Runs one activation: `request` is the `/run` body on one line. The answer is returned
+    /// as the child wrote it, checked but not re-encoded.
+    pub async fn run(
+        &self,
+        request: &[u8],
+        deadline: Option<Duration>,
+    ) -> Result<Vec<u8>, ProxyError> {
+        let _permit = self
+            .free
+            .acquire()
+            .await
+            .map_err(|_| ProxyError::Internal("the action is shutting down".into()))?;
+        // Holding a permit means at least one slot is unlocked.
+        let mut slot = self
+            .slots
+            .iter()
+            .find_map(|s| s.try_lock().ok())
+            .ok_or_else(|| ProxyError::Internal("no free child".into()))?;
+
+        let alive = slot.as_ref().is_some_and(|c| c.exited().is_none());
+        if !alive {
+            slot.take();
+            *slot = Some(self.launch.start(None).await?);
+        }
+        let Some(child) = slot.as_mut() else {
+            return Err(ProxyError::Internal("no child".into()));
+        };
+        let stale = child.discard_stale();
+        if stale > 0 {
+            tracing::warn!(bytes = stale, "dropped answer bytes nobody asked for");
+        }
+
+        let exchange = async {
+            child.send(request).await?;
+            child.answer(self.launch.answer_limit).await
+        };
+        let outcome = match deadline {
+            None => exchange.await.map_err(ProxyError::from),
+            Some(left) => match tokio::time::timeout(left, exchange).await {
+                Ok(answer) => answer.map_err(ProxyError::from),
+                Err(_) => {
+                    child.kill();
+                    Err(ProxyError::BadAnswer(format!(
+                        "The action did not answer before its deadline ({} ms) and was stopped.",
+                        left.as_millis()
+                    )))
+                }
+            },
+        };
+        if let Err(e @ (ProxyError::BadAnswer(_) | ProxyError::Exited(_))) = &outcome {
+            logs::explain(&format!("actionloop: {}", e.message()));
+        }
+        child.frame_logs().await;
+        match outcome {
+            Ok(answer) => classify(answer),
+            Err(e) => {
+                // Whatever state the child is in, it cannot be trusted with the next request.
+                slot.take();
+                Err(e)
+            }
+        }
+    }
+
+    /// Kills every child (shutdown).
+    pub async fn stop(&self) {
+        self.free.close();
+        for slot in &self.slots {
+            if let Some(child) = slot.lock().await.take() {
+                child.kill();
+            }
+        }
+    }
+}
+
+/// The marker our launchers use for a result they could not serialise.
+const LAUNCHER_ERROR: &[u8] = b"{\"__actionloop_error\":";
+
+/// Accepts a JSON object or array as it is; anything else is the action's fault.
+fn classify(answer: Vec<u8>) -> Result<Vec<u8>, ProxyError> {
+    let start = answer
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(answer.len());
+    let body = &answer[start..];
+    if body.starts_with(LAUNCHER_ERROR) {
+        #[derive(Deserialize)]
+        struct Marker {
+            __actionloop_error: String,
+        }
+        if let Ok(marker) = serde_json::from_slice::<Marker>(body) {
+            return Err(ProxyError::BadAnswer(marker.__actionloop_error));
+        }
+    }
+    let shaped = matches!(body.first(), Some(b'{') | Some(b'['));
+    if shaped && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        Ok(answer)
+    } else {
+        Err(ProxyError::NotADictionary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_objects_and_arrays_pass() {
+        assert!(classify(b"{\"a\":1}".to_vec()).is_ok());
+        assert!(classify(b" [1,2]".to_vec()).is_ok());
+        for bad in [
+            &b"\"text\""[..],
+            b"42",
+            b"null",
+            b"{oops",
+            b"{} trailing",
+            b"",
+        ] {
+            assert!(
+                matches!(classify(bad.to_vec()), Err(ProxyError::NotADictionary)),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let marked = classify(b"{\"__actionloop_error\":\"cannot serialise\"}".to_vec());
+        assert!(matches!(marked, Err(ProxyError::BadAnswer(m)) if m == "cannot serialise"));
+    }
+}

@@ -1,0 +1,261 @@
+//! One action process and its pipes: requests on stdin, answers on file descriptor 3, logs on
+//! stdout and stderr (handed to [`crate::logs`]).
+//!
+//! Every wait on the child also watches for its exit, so a child that dies is noticed at
+//! once, at start, during an activation or while it idles.
+
+mod sys;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
+use tokio::sync::watch;
+
+use crate::logs::{Logs, Source};
+
+/// Requests and answers up to this size cross the pipe in one go.
+const PIPE_BYTES: i32 = 1024 * 1024;
+
+/// How to start a child.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub cwd: PathBuf,
+    /// Added to the proxy's own environment, which the child inherits.
+    pub env: Vec<(String, String)>,
+}
+
+/// How a child ended, in words for the error body.
+#[derive(Debug, Clone)]
+pub struct Exit(String);
+
+impl Exit {
+    fn from_status(status: io::Result<ExitStatus>) -> Exit {
+        let status = match status {
+            Ok(status) => status,
+            Err(e) => return Exit(format!("unknown status: {e}")),
+        };
+        if let Some(code) = status.code() {
+            return Exit(format!("status {code}"));
+        }
+        let signal = status.signal().unwrap_or(0);
+        let what = match signal {
+            libc::SIGKILL => "killed, possibly out of memory",
+            libc::SIGSEGV => "segmentation fault",
+            libc::SIGABRT => "aborted",
+            libc::SIGBUS => "bus error",
+            libc::SIGFPE => "arithmetic error",
+            libc::SIGILL => "illegal instruction",
+            libc::SIGTERM => "terminated",
+            libc::SIGINT => "interrupted",
+            libc::SIGPIPE => "broken pipe",
+            libc::SIGXCPU => "CPU time limit exceeded",
+            _ => "killed by a signal",
+        };
+        Exit(format!("signal {signal}: {what}"))
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What went wrong talking to a child.
+#[derive(Debug)]
+pub enum ChildError {
+    /// The process ended.
+    Exited(Exit),
+    /// An answer line grew past the limit.
+    TooLong(u64),
+    /// A pipe failed for another reason.
+    Io(io::Error),
+}
+
+impl fmt::Display for ChildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildError::Exited(exit) => write!(f, "command exited ({exit})"),
+            ChildError::TooLong(limit) => write!(
+                f,
+                "the action's answer is longer than {limit} bytes (OW_MAX_RESULT_BYTES)"
+            ),
+            ChildError::Io(e) => write!(f, "cannot talk to the action: {e}"),
+        }
+    }
+}
+
+pub struct Child {
+    pid: u32,
+    stdin: pipe::Sender,
+    answers: Source,
+    /// Bytes read from the answer channel past the last full line.
+    pending: Vec<u8>,
+    exit: watch::Receiver<Option<Exit>>,
+    logs: Logs,
+}
+
+impl Child {
+    /// Starts the process. Must run on the runtime's thread: the child is tied to the life of
+    /// the thread that forks it.
+    pub fn spawn(spec: &Spec) -> io::Result<Child> {
+        let (stdin_read, stdin_write) = io::pipe()?;
+        let (stdout_read, stdout_write) = io::pipe()?;
+        let (stderr_read, stderr_write) = io::pipe()?;
+        let (answer_read, answer_write) = io::pipe()?;
+        sys::grow_pipe(stdin_write.as_raw_fd(), PIPE_BYTES);
+        sys::grow_pipe(answer_write.as_raw_fd(), PIPE_BYTES);
+
+        let mut command = std::process::Command::new(&spec.program);
+        command
+            .args(&spec.args)
+            .current_dir(&spec.cwd)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::from(stdin_read))
+            .stdout(Stdio::from(stdout_write))
+            .stderr(Stdio::from(stderr_write))
+            .process_group(0);
+        sys::prepare(&mut command, answer_write.as_raw_fd());
+        let mut process = tokio::process::Command::from(command).spawn()?;
+        // The child has its copies now; ours must go, or the pipes would never report its end.
+        drop(answer_write);
+        let pid = process.id().unwrap_or(0);
+
+        let (tell_exit, exit) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = process.wait().await;
+            let _ = tell_exit.send(Some(Exit::from_status(status)));
+        });
+
+        Ok(Child {
+            pid,
+            stdin: pipe::Sender::from_owned_fd(OwnedFd::from(stdin_write))?,
+            answers: Source::new(OwnedFd::from(answer_read))?,
+            pending: Vec::new(),
+            exit,
+            logs: Logs::start(
+                Source::new(OwnedFd::from(stdout_read))?,
+                Source::new(OwnedFd::from(stderr_read))?,
+            ),
+        })
+    }
+
+    /// How the child ended, if it has.
+    pub fn exited(&self) -> Option<Exit> {
+        self.exit.borrow().clone()
+    }
+
+    /// Waits until the child ends.
+    pub async fn wait_exit(&mut self) -> Exit {
+        match self.exit.wait_for(|e| e.is_some()).await {
+            Ok(exit) => exit.clone().unwrap_or(Exit("gone".into())),
+            Err(_) => Exit("gone".into()),
+        }
+    }
+
+    /// Sends one request line (the newline is added here).
+    pub async fn send(&mut self, line: &[u8]) -> Result<(), ChildError> {
+        let stdin = &mut self.stdin;
+        let write = async {
+            stdin.write_all(line).await?;
+            stdin.write_all(b"\n").await
+        };
+        let mut exit = self.exit.clone();
+        let written = tokio::select! {
+            biased;
+            written = write => written,
+            _ = exit.wait_for(|e| e.is_some()) => return Err(self.exit_error()),
+        };
+        written.map_err(|e| match self.exited() {
+            Some(exit) => ChildError::Exited(exit),
+            None => ChildError::Io(e),
+        })
+    }
+
+    fn exit_error(&self) -> ChildError {
+        ChildError::Exited(self.exited().unwrap_or(Exit("gone".into())))
+    }
+
+    /// Drops answer lines nobody asked for (an action writing twice, or after a timeout), so
+    /// that the next answer read belongs to the next request.
+    pub fn discard_stale(&mut self) -> usize {
+        let mut dropped = std::mem::take(&mut self.pending).len();
+        let mut buf = [0u8; 8192];
+        while let Ok(n @ 1..) = self.answers.read_now(&mut buf) {
+            dropped += n;
+        }
+        dropped
+    }
+
+    /// Reads the next answer line (without its newline), or says why there is none.
+    pub async fn answer(&mut self, limit: u64) -> Result<Vec<u8>, ChildError> {
+        let mut exit = self.exit.clone();
+        let mut scanned = 0;
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.pending[scanned..]) {
+                let end = scanned + i;
+                let rest = self.pending.split_off(end + 1);
+                let mut line = std::mem::replace(&mut self.pending, rest);
+                line.truncate(end);
+                return Ok(line);
+            }
+            scanned = self.pending.len();
+            if scanned as u64 > limit {
+                return Err(ChildError::TooLong(limit));
+            }
+            let room = scanned.clamp(64 * 1024, 4 * 1024 * 1024);
+            self.pending.reserve(room);
+            let start = self.pending.len();
+            self.pending.resize(start + room, 0);
+            let read = tokio::select! {
+                biased;
+                read = self.answers.read(&mut self.pending[start..]) => read,
+                _ = exit.wait_for(|e| e.is_some()) => {
+                    // It may have answered just before ending: take what the pipe holds.
+                    self.answers.read_now(&mut self.pending[start..]).or(Ok(0))
+                }
+            };
+            match read {
+                Ok(n) => {
+                    self.pending.truncate(start + n);
+                    if n == 0 {
+                        let exit = self.wait_exit().await;
+                        return Err(ChildError::Exited(exit));
+                    }
+                }
+                Err(e) => {
+                    self.pending.truncate(start);
+                    return Err(ChildError::Io(e));
+                }
+            }
+        }
+    }
+
+    /// Frames the logs of the activation that just ended.
+    pub async fn frame_logs(&self) {
+        self.logs.frame().await;
+    }
+
+    /// Kills the child and everything it started.
+    pub fn kill(&self) {
+        if self.exited().is_none() {
+            sys::kill_group(self.pid);
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // The group may outlive its leader (a background process the action started).
+        sys::kill_group(self.pid);
+    }
+}

@@ -1,0 +1,54 @@
+//! The few system calls std does not wrap. Each `unsafe` block is one call, explained.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// Arranges for `fd` to be the child's file descriptor 3 (the ActionLoop answer channel), and
+/// for the child to be killed if the proxy dies first, so no interpreter outlives it.
+pub fn prepare(command: &mut Command, fd: RawFd) {
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe calls (dup2, fcntl, prctl, getppid) on values copied into it.
+    unsafe {
+        command.pre_exec(move || {
+            if fd == 3 {
+                // dup2 onto itself keeps close-on-exec set: clear it by hand.
+                if libc::fcntl(3, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, 3) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            // The proxy may have died between fork and prctl: then nobody would kill us.
+            if libc::getppid() == 1 {
+                return Err(io::Error::other("the proxy is gone"));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Kills the whole process group led by `pid` (the child and whatever it started).
+pub fn kill_group(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill has no memory effects; a negative pid addresses the process group, which
+    // the child leads because it was spawned with `process_group(0)`.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
+/// Grows a pipe's buffer (Linux allows up to 1 MiB unprivileged), so that a large request or
+/// answer crosses in a few system calls instead of hundreds of 64 KiB round trips.
+pub fn grow_pipe(fd: RawFd, bytes: i32) {
+    // SAFETY: F_SETPIPE_SZ only resizes the kernel buffer of a pipe we own; failure is harmless.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETPIPE_SZ, bytes);
+    }
+}

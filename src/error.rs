@@ -1,0 +1,119 @@
+//! Everything `/init` and `/run` can answer besides success, and the one place where each
+//! answer gets its HTTP status and its exact text.
+
+use axum::http::StatusCode;
+
+use crate::child::ChildError;
+use crate::package::PackageError;
+
+/// The texts the invoker and the OpenWhisk test suites compare against.
+pub const ALREADY_INITIALIZED: &str = "Cannot initialize the action more than once.";
+pub const MISSING_CODE: &str = "Missing main/no code to execute.";
+pub const CANNOT_LOCATE: &str =
+    "The action failed to generate or locate a binary. See logs for details.";
+pub const CANNOT_START: &str = "Cannot start action. Check logs for details.";
+pub const NOT_A_DICTIONARY: &str = "The action did not return a dictionary or array.";
+pub const NO_ACTION: &str = "no action defined yet";
+pub const BAD_ACK: &str = "The action did not initialize properly.";
+pub const EXITED_DURING_INIT: &str = "Command exited abruptly during initialization.";
+pub const ENV_MISMATCH: &str = "Execution environment version mismatch. See logs for details.";
+
+#[derive(Debug)]
+pub enum ProxyError {
+    /// A second `/init` after a successful one.
+    AlreadyInitialized,
+    /// The request is not what the protocol says.
+    BadRequest(String),
+    /// The request body is over `OW_MAX_REQUEST_BYTES`.
+    TooLarge(u64),
+    /// `/init` without code.
+    MissingCode,
+    /// The code package could not be decoded or unpacked.
+    Package(PackageError),
+    /// The entry point cannot be found or built; the detail is empty in compat mode.
+    Locate(String),
+    /// The action failed while loading; the detail is empty in compat mode.
+    Start(String),
+    /// A fixed `/init` failure text of the Go proxy (ack, exec env).
+    InitFailed(&'static str, String),
+    /// `/run` before a successful `/init`.
+    NoAction,
+    /// The action answered something other than an object or array.
+    NotADictionary,
+    /// The action's answer could not be used (too long, not serialisable, past its deadline).
+    BadAnswer(String),
+    /// The action process died during the activation.
+    Exited(String),
+    /// No such route.
+    NotFound,
+    /// The proxy itself failed (disk full, cannot spawn).
+    Internal(String),
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::AlreadyInitialized | ProxyError::MissingCode => StatusCode::FORBIDDEN,
+            ProxyError::BadRequest(_) | ProxyError::Package(_) | ProxyError::Exited(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ProxyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Locate(_)
+            | ProxyError::Start(_)
+            | ProxyError::InitFailed(..)
+            | ProxyError::NotADictionary
+            | ProxyError::BadAnswer(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::NoAction | ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ProxyError::NotFound => StatusCode::NOT_FOUND,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        let with_detail = |fixed: &str, detail: &str| {
+            if detail.is_empty() {
+                fixed.to_string()
+            } else {
+                format!("{fixed} {detail}")
+            }
+        };
+        match self {
+            ProxyError::AlreadyInitialized => ALREADY_INITIALIZED.into(),
+            ProxyError::BadRequest(why) => why.clone(),
+            ProxyError::TooLarge(limit) => {
+                format!("The request body is larger than {limit} bytes (OW_MAX_REQUEST_BYTES).")
+            }
+            ProxyError::MissingCode => MISSING_CODE.into(),
+            ProxyError::Package(e) => format!("Invalid action package: {e}."),
+            ProxyError::Locate(detail) => with_detail(CANNOT_LOCATE, detail),
+            ProxyError::Start(detail) => with_detail(CANNOT_START, detail),
+            ProxyError::InitFailed(fixed, detail) => with_detail(fixed, detail),
+            ProxyError::NoAction => NO_ACTION.into(),
+            ProxyError::NotADictionary => NOT_A_DICTIONARY.into(),
+            ProxyError::BadAnswer(why) => why.clone(),
+            ProxyError::Exited(why) => why.clone(),
+            ProxyError::NotFound => "Not found: the proxy serves POST /init and POST /run.".into(),
+            ProxyError::Internal(why) => format!("Internal proxy error: {why}"),
+        }
+    }
+
+    /// The JSON body `{"error": "..."}`.
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "error": self.message() }))
+            .unwrap_or_else(|_| b"{\"error\":\"unprintable error\"}".to_vec())
+    }
+}
+
+impl From<PackageError> for ProxyError {
+    fn from(e: PackageError) -> Self {
+        ProxyError::Package(e)
+    }
+}
+
+impl From<ChildError> for ProxyError {
+    fn from(e: ChildError) -> Self {
+        match e {
+            ChildError::Exited(_) => ProxyError::Exited(e.to_string()),
+            ChildError::TooLong(_) | ChildError::Io(_) => ProxyError::BadAnswer(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The HTTP surface: `POST /init`, `POST /run`, JSON everywhere, and a clean stop on SIGTERM.
+//!
+//! Every answer is a complete JSON body with `Content-Length`: the invoker's HTTP client
+//! treats a chunked answer as no answer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::serve::ListenerExt;
+use http_body_util::BodyExt;
+use tokio::net::TcpListener;
+
+use crate::error::ProxyError;
+use crate::proxy::Proxy;
+
+struct AppState {
+    proxy: Arc<Proxy>,
+    body_limit: u64,
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        json(self.status(), self.body())
+    }
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Reads the whole body, refusing one over the limit before reading it when the client
+/// announced its length, and while reading it otherwise.
+async fn body(request: Request, limit: u64) -> Result<Bytes, ProxyError> {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Err(ProxyError::TooLarge(limit));
+    }
+    let limited = http_body_util::Limited::new(request.into_body(), limit as usize);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::TooLarge(limit)),
+        Err(e) => Err(ProxyError::BadRequest(format!(
+            "Could not read the request body: {e}"
+        ))),
+    }
+}
+
+async fn init(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let outcome = async {
+        let bytes = body(request, state.body_limit).await?;
+        state.proxy.init(&bytes).await
+    };
+    match outcome.await {
+        Ok(()) => json(StatusCode::OK, b"{\"ok\":true}".to_vec()),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let outcome = async {
+        let bytes = body(request, state.body_limit).await?;
+        state.proxy.run(&bytes).await
+    };
+    match outcome.await {
+        Ok(answer) => json(StatusCode::OK, answer),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn not_found() -> Response {
+    ProxyError::NotFound.into_response()
+}
+
+pub fn router(proxy: Arc<Proxy>, body_limit: u64) -> Router {
+    let state = Arc::new(AppState { proxy, body_limit });
+    Router::new()
+        .route("/init", post(init))
+        .route("/run", post(run))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves until SIGTERM or SIGINT, then lets a running activation finish for up to the grace
+/// period, and kills every child before returning.
+pub async fn serve(
+    proxy: Arc<Proxy>,
+    addr: SocketAddr,
+    body_limit: u64,
+    grace: std::time::Duration,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?.tap_io(|tcp| {
+        // Small answers must leave at once, not wait for Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+    });
+    tracing::info!("listening on {addr}");
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let app = router(Arc::clone(&proxy), body_limit);
+    let server = axum::serve(listener, app).with_graceful_shutdown({
+        let mut stop = stop.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    });
+    let mut stop_wait = stop;
+    tokio::select! {
+        served = server => served?,
+        _ = async {
+            signalled().await;
+            tracing::info!("stopping");
+            let _ = stopping.send(true);
+            let _ = stop_wait.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("grace period over"),
+    }
+    proxy.stop().await;
+    Ok(())
+}
+
+async fn signalled() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}

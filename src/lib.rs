@@ -1,0 +1,71 @@
+//! actionloop: an OpenWhisk ActionLoop proxy.
+//!
+//! The invoker POSTs an action's code to `/init` and each activation to `/run`; the proxy
+//! keeps the action in a long-lived child process that speaks the ActionLoop protocol (a JSON
+//! line in on stdin, a JSON line back on file descriptor 3) and frames its logs.
+//!
+//! The modules, from the outside in:
+//!
+//! - [`settings`]: flags and environment, read once into one struct.
+//! - [`http`]: the HTTP surface and the server's life (listen, stop on SIGTERM).
+//! - [`error`]: every failure answer, with its status code and exact text.
+//! - [`request`]: the `/init` and `/run` bodies, checked at the door.
+//! - [`proxy`]: the state across requests, and `/init` from package to running child.
+//! - [`package`]: decoding and safely unpacking the code (source, zip, tar.gz).
+//! - [`runtime`]: the built-in languages and their embedded launchers (`runtimes/`).
+//! - [`action`]: an initialised action's children, starting them and running activations.
+//! - [`child`]: one child process and its pipes.
+//! - [`logs`]: copying the child's stdout and stderr, and the end-of-activation sentinels.
+
+pub mod action;
+pub mod child;
+pub mod error;
+pub mod http;
+pub mod logs;
+pub mod package;
+pub mod proxy;
+pub mod request;
+pub mod runtime;
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use settings::Settings;
+
+/// Sends the proxy's own log lines to stderr: warnings and errors by default, everything with
+/// `-debug`, or the level named by `RUST_LOG` (`error`, `warn`, `info`, `debug`, `trace`, `off`).
+pub fn init_tracing(settings: &Settings, rust_log: Option<&str>) {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = if settings.debug {
+        LevelFilter::DEBUG
+    } else {
+        rust_log
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(LevelFilter::WARN)
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+}
+
+/// Runs the server until it is told to stop.
+pub fn serve(settings: Settings) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let addr = SocketAddr::from(([0, 0, 0, 0], settings.port));
+    let body_limit = settings.limits.request_bytes;
+    let grace = settings.shutdown_grace;
+    runtime.block_on(async move {
+        let proxy = Arc::new(proxy::Proxy::new(settings)?);
+        proxy.prewarm().await;
+        http::serve(proxy, addr, body_limit, grace)
+            .await
+            .map_err(|e| format!("cannot serve on {addr}: {e}"))
+    })
+}

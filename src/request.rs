@@ -1,0 +1,181 @@
+//! The two request bodies of the protocol, checked once at the door.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::ProxyError;
+
+/// The `value` of an `/init` body, every field optional.
+#[derive(Debug, Default, PartialEq)]
+pub struct Init {
+    pub code: Option<String>,
+    pub binary: bool,
+    pub main: String,
+    /// Environment for the action, already turned into strings.
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct InitBody {
+    #[serde(default)]
+    value: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct InitValue {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    binary: Option<bool>,
+    #[serde(default)]
+    main: Option<String>,
+    #[serde(default)]
+    env: Option<Map<String, Value>>,
+}
+
+fn bad(what: impl std::fmt::Display) -> ProxyError {
+    ProxyError::BadRequest(format!("Invalid /init request: {what}"))
+}
+
+/// Parses an `/init` body. A missing or null `value` is an empty one (and fails later for
+/// lack of code, as the protocol wants); a `value` of another type is refused.
+pub fn parse_init(body: &[u8]) -> Result<Init, ProxyError> {
+    let body: InitBody = serde_json::from_slice(body).map_err(|e| bad(format!("{e}")))?;
+    let value: InitValue = match body.value {
+        None | Some(Value::Null) => InitValue::default(),
+        Some(value @ Value::Object(_)) => {
+            serde_json::from_value(value).map_err(|e| bad(format!("in value: {e}")))?
+        }
+        Some(_) => return Err(bad("\"value\" must be a JSON object")),
+    };
+    let mut env = Vec::new();
+    for (key, value) in value.env.unwrap_or_default() {
+        if key.is_empty() || key.contains(['=', '\0']) {
+            return Err(bad(format!(
+                "'{key}' cannot be an environment variable name"
+            )));
+        }
+        let text = match value {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        if text.contains('\0') {
+            return Err(bad(format!("the value of '{key}' holds a NUL byte")));
+        }
+        env.push((key, text));
+    }
+    Ok(Init {
+        code: value.code.filter(|c| !c.is_empty()),
+        binary: value.binary.unwrap_or(false),
+        main: value
+            .main
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "main".into()),
+        env,
+    })
+}
+
+/// A `/run` body made ready for a child: one line, plus the time left before its deadline.
+pub struct Run {
+    pub line: Vec<u8>,
+    pub deadline: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Millis {
+    Number(u64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+struct RunEnvelope {
+    #[serde(default)]
+    deadline: Option<Millis>,
+}
+
+/// Checks that the body is one JSON object (in a single pass that builds nothing but the
+/// deadline) and folds it onto one line: inside valid JSON a line break can only be
+/// whitespace, so replacing it with a space changes nothing else.
+pub fn prepare_run(body: &[u8]) -> Result<Run, ProxyError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ProxyError::BadRequest(
+            "Invalid /run request: the body must be a JSON object".into(),
+        ));
+    }
+    let envelope: RunEnvelope = serde_json::from_slice(body)
+        .map_err(|e| ProxyError::BadRequest(format!("Invalid /run request: {e}")))?;
+    let deadline = envelope.deadline.and_then(|d| match d {
+        Millis::Number(n) => Some(n),
+        Millis::Text(t) => t.trim().parse().ok(),
+    });
+    let deadline = deadline.map(|at| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        Duration::from_millis(at.saturating_sub(now))
+    });
+    let mut line = body.to_vec();
+    if memchr::memchr2(b'\n', b'\r', &line).is_some() {
+        for b in line.iter_mut() {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
+        }
+    }
+    Ok(Run { line, deadline })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_fields_default_and_env_becomes_strings() {
+        let init =
+            parse_init(br#"{"value":{"code":"x","env":{"A":"","B":1,"C":{"d":[1]},"D":null}}}"#)
+                .unwrap();
+        assert_eq!(init.code.as_deref(), Some("x"));
+        assert_eq!(init.main, "main");
+        assert!(!init.binary);
+        let env: Vec<_> = init
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert!(env.contains(&("A", "")));
+        assert!(env.contains(&("B", "1")));
+        assert!(env.contains(&("C", r#"{"d":[1]}"#)));
+        assert!(env.contains(&("D", "null")));
+    }
+
+    #[test]
+    fn init_refuses_what_is_not_the_protocol() {
+        assert_eq!(
+            parse_init(b"{}").unwrap(),
+            parse_init(br#"{"value":null}"#).unwrap()
+        );
+        for bad in [
+            &b"nope"[..],
+            br#"{"value":5}"#,
+            br#"{"value":{"code":7}}"#,
+            b"[1]",
+        ] {
+            assert!(matches!(parse_init(bad), Err(ProxyError::BadRequest(_))));
+        }
+    }
+
+    #[test]
+    fn run_bodies_become_one_line() {
+        let run = prepare_run(b"{\"value\":\n {\"a\": \"b\"},\r\n \"deadline\": \"1\"}").unwrap();
+        assert!(!run.line.contains(&b'\n'));
+        assert_eq!(run.deadline, Some(Duration::ZERO));
+        assert!(prepare_run(b"[1]").is_err());
+        assert!(prepare_run(b"{\"value\":").is_err());
+        assert!(prepare_run(b"{} {}").is_err());
+    }
+}

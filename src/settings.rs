@@ -1,0 +1,251 @@
+//! Everything the proxy can be told, read once at start into [`Settings`].
+//!
+//! Flags come from the command line (one or two dashes, as the Go proxy's images pass them);
+//! the rest from the environment, with the names the OpenWhisk images already use. Nothing
+//! else in the crate reads `std::env` for configuration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::runtime::Runtime;
+
+const MIB: u64 = 1024 * 1024;
+
+/// What the command line asked for.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub port: Option<u16>,
+    pub runtime: Option<String>,
+    pub debug: bool,
+    pub version: bool,
+    pub compile: Option<String>,
+    pub env: Option<String>,
+}
+
+impl Flags {
+    /// Accepts `-flag`, `--flag`, `--flag value` and `--flag=value`.
+    pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Flags, String> {
+        let mut flags = Flags::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let Some(name) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+                return Err(format!("unexpected argument '{arg}'"));
+            };
+            let (name, inline) = match name.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (name, None),
+            };
+            let mut value = |what: &str| {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| format!("-{name} needs {what}"))
+            };
+            match name {
+                "port" => {
+                    let v = value("a port number")?;
+                    flags.port = Some(v.parse().map_err(|_| format!("bad port '{v}'"))?);
+                }
+                "runtime" => flags.runtime = Some(value("python, nodejs or php")?),
+                "compile" => flags.compile = Some(value("the name of the main function")?),
+                "env" => flags.env = Some(value("a JSON object")?),
+                "debug" => flags.debug = true,
+                "version" => flags.version = true,
+                _ => return Err(format!("unknown flag '{arg}'")),
+            }
+        }
+        Ok(flags)
+    }
+}
+
+/// Size limits that keep a hostile or broken input from exhausting memory or disk.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body (`OW_MAX_REQUEST_BYTES`); beyond it, 413.
+    pub request_bytes: u64,
+    /// Largest total unpacked size of an archive (`OW_MAX_UNPACKED_BYTES`).
+    pub unpacked_bytes: u64,
+    /// Most entries in an archive (`OW_MAX_ARCHIVE_ENTRIES`).
+    pub archive_entries: u64,
+    /// Largest ratio of unpacked to packed size (`OW_MAX_COMPRESSION_RATIO`), checked once the
+    /// unpacked size passes 16 MiB, so that small, very compressible files stay welcome.
+    pub compression_ratio: u64,
+    /// Longest answer line from an action (`OW_MAX_RESULT_BYTES`).
+    pub result_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_bytes: 128 * MIB,
+            unpacked_bytes: 512 * MIB,
+            archive_entries: 100_000,
+            compression_ratio: 200,
+            result_bytes: 64 * MIB,
+        }
+    }
+}
+
+/// The proxy's whole configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub port: u16,
+    pub runtime: Runtime,
+    /// `OW_INTERPRETER`: the interpreter to start instead of the runtime's default on PATH.
+    pub interpreter: Option<PathBuf>,
+    pub debug: bool,
+    pub version: bool,
+    pub compile: Option<String>,
+    pub compile_env: Option<String>,
+    /// `OW_WAIT_FOR_ACK`: executables must answer `{"ok":true}` before `/init` succeeds.
+    pub wait_for_ack: bool,
+    /// `OW_EXECUTION_ENV`: what an executable zip's `exec.env` must say.
+    pub execution_env: Option<String>,
+    /// `OW_LOG_INIT_ERROR`: fixed `/init` error texts, the cause only in the logs.
+    pub log_init_error: bool,
+    /// `OW_COMPILER`: the build step for non-executable code.
+    pub compiler: Option<PathBuf>,
+    /// `OW_CONCURRENCY` (or `__OW_ALLOW_CONCURRENT` with no number: 4): children per action.
+    pub concurrency: usize,
+    /// `OW_ENFORCE_DEADLINE`: kill an activation whose `deadline` has passed.
+    pub enforce_deadline: bool,
+    /// `OW_SHUTDOWN_GRACE_SECONDS`: how long SIGTERM waits for a running activation.
+    pub shutdown_grace: Duration,
+    /// `OW_PREWARM` (default on): start the interpreter before `/init` arrives.
+    pub prewarm: bool,
+    pub limits: Limits,
+    /// Where `action/<n>` folders go: the working directory at start.
+    pub workdir: PathBuf,
+}
+
+impl Settings {
+    /// Settings from the flags and the process environment.
+    pub fn load(flags: Flags) -> Result<Settings, String> {
+        Settings::from_vars(flags, |name| std::env::var(name).ok())
+    }
+
+    /// Settings from the flags and a lookup of variables (the environment, or a test's map).
+    pub fn from_vars(
+        flags: Flags,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, String> {
+        let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
+        let runtime_name = flags
+            .runtime
+            .clone()
+            .or_else(|| var("OW_RUNTIME").filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| "python".into());
+        let runtime = Runtime::parse(&runtime_name)
+            .ok_or_else(|| format!("unknown runtime '{runtime_name}' (python, nodejs or php)"))?;
+        let number = |name: &str, default: u64| -> Result<u64, String> {
+            match var(name).filter(|v| !v.is_empty()) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{name} must be a whole number, not '{v}'")),
+            }
+        };
+        let defaults = Limits::default();
+        let limits = Limits {
+            request_bytes: number("OW_MAX_REQUEST_BYTES", defaults.request_bytes)?,
+            unpacked_bytes: number("OW_MAX_UNPACKED_BYTES", defaults.unpacked_bytes)?,
+            archive_entries: number("OW_MAX_ARCHIVE_ENTRIES", defaults.archive_entries)?,
+            compression_ratio: number("OW_MAX_COMPRESSION_RATIO", defaults.compression_ratio)?,
+            result_bytes: number("OW_MAX_RESULT_BYTES", defaults.result_bytes)?,
+        };
+        let concurrency = match var("OW_CONCURRENCY").filter(|v| !v.is_empty()) {
+            Some(_) => number("OW_CONCURRENCY", 1)?,
+            None if set("__OW_ALLOW_CONCURRENT") => {
+                let v = var("__OW_ALLOW_CONCURRENT").unwrap_or_default();
+                v.trim().parse().unwrap_or(if v == "false" { 1 } else { 4 })
+            }
+            None => 1,
+        }
+        .clamp(1, 256) as usize;
+        let workdir = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
+        Ok(Settings {
+            port: flags.port.unwrap_or(8080),
+            runtime,
+            interpreter: var("OW_INTERPRETER")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            debug: flags.debug,
+            version: flags.version,
+            compile: flags.compile,
+            compile_env: flags.env,
+            wait_for_ack: set("OW_WAIT_FOR_ACK"),
+            execution_env: var("OW_EXECUTION_ENV").filter(|v| !v.is_empty()),
+            log_init_error: set("OW_LOG_INIT_ERROR"),
+            compiler: var("OW_COMPILER")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            concurrency,
+            enforce_deadline: set("OW_ENFORCE_DEADLINE")
+                && var("OW_ENFORCE_DEADLINE").as_deref() != Some("0"),
+            shutdown_grace: Duration::from_secs(number("OW_SHUTDOWN_GRACE_SECONDS", 10)?),
+            prewarm: var("OW_PREWARM").as_deref() != Some("0"),
+            limits,
+            workdir,
+        })
+    }
+
+    /// The folder holding the `action/<n>` folders and the launchers.
+    pub fn action_root(&self) -> PathBuf {
+        self.workdir.join("action")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Flags, String> {
+        Flags::parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn flags_take_one_or_two_dashes_and_inline_values() {
+        let f = parse(&[
+            "-debug",
+            "--port",
+            "9000",
+            "-runtime=nodejs",
+            "--compile",
+            "main",
+        ])
+        .unwrap();
+        assert!(f.debug);
+        assert_eq!(f.port, Some(9000));
+        assert_eq!(f.runtime.as_deref(), Some("nodejs"));
+        assert_eq!(f.compile.as_deref(), Some("main"));
+        assert!(parse(&["--port"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+        assert!(parse(&["stray"]).is_err());
+    }
+
+    #[test]
+    fn environment_fills_in_what_flags_leave() {
+        let vars = |name: &str| match name {
+            "OW_RUNTIME" => Some("php".to_string()),
+            "OW_MAX_RESULT_BYTES" => Some("1000".to_string()),
+            "__OW_ALLOW_CONCURRENT" => Some("true".to_string()),
+            _ => None,
+        };
+        let s = Settings::from_vars(Flags::default(), vars).unwrap();
+        assert_eq!(s.runtime, Runtime::Php);
+        assert_eq!(s.limits.result_bytes, 1000);
+        assert_eq!(s.concurrency, 4);
+        assert_eq!(s.port, 8080);
+        let flags = Flags {
+            runtime: Some("python".into()),
+            ..Flags::default()
+        };
+        assert_eq!(
+            Settings::from_vars(flags, vars).unwrap().runtime,
+            Runtime::Python
+        );
+        let bad = |name: &str| (name == "OW_MAX_REQUEST_BYTES").then(|| "lots".to_string());
+        assert!(Settings::from_vars(Flags::default(), bad).is_err());
+    }
+}
