@@ -7,11 +7,13 @@
 //! The modules, from the outside in:
 //!
 //! - [`settings`]: flags and environment, read once into one struct.
+//! - [`compile`]: `-compile`, the offline build of a ready-to-run zip.
 //! - [`http`]: the HTTP surface and the server's life (listen, stop on SIGTERM).
 //! - [`error`]: every failure answer, with its status code and exact text.
 //! - [`request`]: the `/init` and `/run` bodies, checked at the door.
 //! - [`proxy`]: the state across requests, and `/init` from package to running child.
 //! - [`package`]: decoding and safely unpacking the code (source, zip, tar.gz).
+//! - [`prepare`]: from unpacked code to what to start: executable, compiler output or launcher.
 //! - [`runtime`]: the built-in languages and their embedded launchers (`runtimes/`).
 //! - [`action`]: an initialised action's children, starting them and running activations.
 //! - [`child`]: one child process and its pipes.
@@ -19,10 +21,12 @@
 
 pub mod action;
 pub mod child;
+pub mod compile;
 pub mod error;
 pub mod http;
 pub mod logs;
 pub mod package;
+pub mod prepare;
 pub mod proxy;
 pub mod request;
 pub mod runtime;

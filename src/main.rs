@@ -24,7 +24,11 @@ fn main() -> ExitCode {
         }
     };
     actionloop::init_tracing(&settings, std::env::var("RUST_LOG").ok().as_deref());
-    match actionloop::serve(settings) {
+    let outcome = match settings.compile.clone() {
+        Some(main) => actionloop::compile::run(&settings, &main),
+        None => actionloop::serve(settings),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("actionloop: {e}");

@@ -1,17 +1,18 @@
 //! The proxy's state across requests: the interpreter kept warm for the next `/init`, the
 //! initialised action, and how `/init` turns a code package into a running child.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::action::{Ack, Action, Launch};
-use crate::child::{Child, Spec};
+use crate::action::Action;
+use crate::child::Child;
 use crate::error::ProxyError;
 use crate::logs;
-use crate::package::{self, Layout};
+use crate::package;
+use crate::prepare::{self, Folders, Plan};
 use crate::request;
 use crate::settings::Settings;
 
@@ -45,27 +46,6 @@ impl Proxy {
         })
     }
 
-    fn interpreter(&self) -> PathBuf {
-        self.settings
-            .interpreter
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(self.settings.runtime.interpreter()))
-    }
-
-    /// The command that starts the runtime's launcher, with extra environment.
-    fn launcher_spec(&self, cwd: &Path, env: Vec<(String, String)>) -> Spec {
-        let mut env = env;
-        if self.settings.debug {
-            env.push(("OW_DEBUG".into(), "1".into()));
-        }
-        Spec {
-            program: self.interpreter(),
-            args: vec![self.launcher.clone().into_os_string()],
-            cwd: cwd.to_path_buf(),
-            env,
-        }
-    }
-
     /// Starts an interpreter for the next `/init`, unless one waits already or an action runs.
     pub async fn prewarm(&self) {
         if !self.settings.prewarm || self.action.initialized() {
@@ -75,7 +55,16 @@ impl Proxy {
         if slot.as_ref().is_some_and(|c| c.exited().is_none()) {
             return;
         }
-        let spec = self.launcher_spec(&self.settings.action_root(), Vec::new());
+        let mut env = Vec::new();
+        if self.settings.debug {
+            env.push(("OW_DEBUG".to_string(), "1".to_string()));
+        }
+        let spec = prepare::launcher_spec(
+            &self.settings,
+            &self.launcher,
+            &self.settings.action_root(),
+            env,
+        );
         match Child::spawn(&spec) {
             Ok(child) => *slot = Some(child),
             Err(e) => tracing::warn!("cannot prewarm {}: {e}", spec.program.display()),
@@ -134,19 +123,41 @@ impl Proxy {
         let init = request::parse_init(body)?;
         let code = init.code.as_deref().ok_or(ProxyError::MissingCode)?;
         let bytes = package::decode(code, init.binary)?;
-        let folder = self.new_folder()?;
-        let layout = {
-            let folder = folder.clone();
+        let folders = Folders::in_attempt(&self.new_folder()?, &self.settings);
+        let plan = {
             let settings = Arc::clone(&self.settings);
-            tokio::task::spawn_blocking(move || {
-                let name = settings.runtime.source_name();
-                package::unpack(&bytes, &folder, name, &settings.limits)
+            let folders = folders.clone();
+            let (main, env) = (init.main.clone(), init.env.clone());
+            tokio::task::spawn_blocking(move || -> Result<Plan, ProxyError> {
+                folders
+                    .create()
+                    .map_err(|e| ProxyError::Internal(e.to_string()))?;
+                let name = prepare::source_name(&settings);
+                let layout = package::unpack(&bytes, &folders.code, name, &settings.limits)?;
+                prepare::plan(&settings, &folders, &layout, &main, &env)
             })
             .await
-            .map_err(|e| ProxyError::Internal(e.to_string()))??
+            .map_err(|e| ProxyError::Internal(e.to_string()))?
         };
-        let launch = self.plan(&folder, &layout, &init);
-        let first = self.take_prewarmed(&init.env).await;
+        let plan = plan.inspect_err(|e| {
+            // Failures past unpacking are the action's: its logs must say why, then end.
+            if e.status() == axum::http::StatusCode::BAD_GATEWAY {
+                logs::explain(&e.message());
+                logs::frame_without_child();
+            }
+        })?;
+        let launch = prepare::launch(
+            &self.settings,
+            &self.launcher,
+            &plan,
+            &folders,
+            &init.main,
+            &init.env,
+        );
+        let first = match plan {
+            Plan::Launcher { .. } => self.take_prewarmed(&init.env).await,
+            Plan::Executable(_) => None,
+        };
         let mut children = vec![launch.start(first).await?];
         for _ in 1..self.settings.concurrency {
             children.push(launch.start(None).await?);
@@ -173,31 +184,6 @@ impl Proxy {
                     )));
                 }
             }
-        }
-    }
-
-    /// How to start the action laid out in `folder`.
-    fn plan(&self, folder: &Path, layout: &Layout, init: &request::Init) -> Launch {
-        let file = match layout {
-            Layout::File(name) => Some(name.as_str()),
-            Layout::Archive => None,
-        };
-        let env_map: serde_json::Map<String, serde_json::Value> = init
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        let line = serde_json::json!({
-            "dir": folder,
-            "file": file,
-            "main": init.main,
-            "env": env_map,
-        });
-        Launch {
-            spec: self.launcher_spec(folder, init.env.clone()),
-            init_line: Some(line.to_string().into_bytes()),
-            ack: Ack::Launcher,
-            answer_limit: self.settings.limits.result_bytes,
         }
     }
 

@@ -50,8 +50,22 @@ pub fn parse_init(body: &[u8]) -> Result<Init, ProxyError> {
         }
         Some(_) => return Err(bad("\"value\" must be a JSON object")),
     };
-    let mut env = Vec::new();
-    for (key, value) in value.env.unwrap_or_default() {
+    let env = env_strings(value.env.unwrap_or_default())?;
+    Ok(Init {
+        code: value.code.filter(|c| !c.is_empty()),
+        binary: value.binary.unwrap_or(false),
+        main: value
+            .main
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "main".into()),
+        env,
+    })
+}
+
+/// Environment variables from a JSON object: strings as they are, anything else as compact JSON.
+fn env_strings(map: Map<String, Value>) -> Result<Vec<(String, String)>, ProxyError> {
+    let mut env = Vec::with_capacity(map.len());
+    for (key, value) in map {
         if key.is_empty() || key.contains(['=', '\0']) {
             return Err(bad(format!(
                 "'{key}' cannot be an environment variable name"
@@ -66,15 +80,13 @@ pub fn parse_init(body: &[u8]) -> Result<Init, ProxyError> {
         }
         env.push((key, text));
     }
-    Ok(Init {
-        code: value.code.filter(|c| !c.is_empty()),
-        binary: value.binary.unwrap_or(false),
-        main: value
-            .main
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| "main".into()),
-        env,
-    })
+    Ok(env)
+}
+
+/// The `-env` flag's JSON object, as environment variables.
+pub fn parse_env(json: &str) -> Result<Vec<(String, String)>, ProxyError> {
+    let map: Map<String, Value> = serde_json::from_str(json).map_err(|e| bad(format!("{e}")))?;
+    env_strings(map)
 }
 
 /// A `/run` body made ready for a child: one line, plus the time left before its deadline.

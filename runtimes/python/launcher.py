@@ -88,24 +88,28 @@ def load(folder, file, main):
     return function
 
 
-def init(folder, file, main, env):
+def init(folder, file, main, env, ack):
+    """Loads the action. `ack` is false for a standalone executable whose proxy did not ask
+    for an ack (`__OW_WAIT_FOR_ACK`): an unasked line would be read as the first answer."""
     for key, value in env.items():
         os.environ[key] = value
     try:
         function = load(folder, file, main)
     except LoadError as err:
         print(str(err), file=sys.stderr)
-        flush_logs()
-        send({"ok": False, "kind": err.kind, "error": str(err)})
-        sys.exit(1)
+        failure = {"ok": False, "kind": err.kind, "error": str(err)}
     except BaseException as err:
         traceback.print_exc()
+        failure = {"ok": False, "kind": "start", "error": summary(err)}
+    else:
         flush_logs()
-        send({"ok": False, "kind": "start", "error": summary(err)})
-        sys.exit(1)
+        if ack:
+            send({"ok": True})
+        return function
     flush_logs()
-    send({"ok": True})
-    return function
+    if ack:
+        send(failure)
+    sys.exit(1)
 
 
 def run(function, request):
@@ -137,13 +141,15 @@ def run(function, request):
 
 def main():
     if len(sys.argv) > 1:
-        function = init(os.getcwd(), sys.argv[2] if len(sys.argv) > 2 else None, sys.argv[1], {})
+        file = sys.argv[2] if len(sys.argv) > 2 else None
+        function = init(os.getcwd(), file, sys.argv[1], {}, bool(os.environ.get("__OW_WAIT_FOR_ACK")))
     else:
         first = requests.readline()
         if not first:
             return
         setup = json.loads(first)
-        function = init(setup["dir"], setup.get("file"), setup.get("main") or "main", setup.get("env") or {})
+        main_name = setup.get("main") or "main"
+        function = init(setup["dir"], setup.get("file"), main_name, setup.get("env") or {}, True)
     while True:
         line = requests.readline()
         if not line:
