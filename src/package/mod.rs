@@ -130,7 +130,7 @@ pub fn unpack(
         }
         Kind::TarGz => {
             let mut sink = sink::Sink::new(dir, limits, "tar.gz", bytes.len() as u64);
-            targz::unpack(bytes, &mut sink)?;
+            targz::unpack(bytes, &mut sink, limits.unpacked_bytes)?;
             Ok(Layout::Archive)
         }
     }

@@ -5,8 +5,17 @@ use tar::EntryType;
 use super::PackageError;
 use super::sink::Sink;
 
-pub fn unpack(bytes: &[u8], sink: &mut Sink) -> Result<(), PackageError> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+/// Room for tar's own headers and padding on top of the files' bytes.
+const HEADROOM: u64 = 64 * 1024 * 1024;
+
+pub fn unpack(bytes: &[u8], sink: &mut Sink, limit: u64) -> Result<(), PackageError> {
+    // The sink counts file bytes; this also bounds what tar reads for itself (metadata
+    // records, padding), so no stream inflates past the limit unseen.
+    let stream = Bounded {
+        inner: flate2::read::GzDecoder::new(bytes),
+        left: limit.saturating_add(HEADROOM),
+    };
+    let mut archive = tar::Archive::new(stream);
     let entries = archive.entries().map_err(|e| sink.corrupt(e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| sink.corrupt(e))?;
@@ -40,4 +49,22 @@ pub fn unpack(bytes: &[u8], sink: &mut Sink) -> Result<(), PackageError> {
         }
     }
     Ok(())
+}
+
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the compressed stream inflates past the unpacked size limit",
+            )
+        })?;
+        Ok(n)
+    }
 }

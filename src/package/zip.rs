@@ -32,8 +32,41 @@ pub fn unpack(bytes: &[u8], sink: &mut Sink) -> Result<(), PackageError> {
                 .map_err(|e| sink.corrupt(format_args!("entry '{name}': {e}")))?;
             sink.symlink(&name, &target)?;
         } else {
-            sink.file(&name, mode, &mut entry)?;
+            let declared = entry.size();
+            let mut capped = Capped {
+                inner: &mut entry,
+                left: declared,
+            };
+            sink.file(&name, mode, &mut capped)?;
         }
     }
     Ok(())
+}
+
+/// Holds an entry to the size its header declared, which the limits were checked against:
+/// a header that lies about it is a corrupt archive.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "it holds more data than its header declares",
+                )),
+            };
+        }
+        let room = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..room])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
