@@ -229,7 +229,7 @@ impl Action {
 const LAUNCHER_ERROR: &[u8] = b"{\"__actionloop_error\":";
 
 /// Accepts a JSON object or array as it is; anything else is the action's fault.
-fn classify(answer: Vec<u8>) -> Result<Vec<u8>, ProxyError> {
+pub fn classify(answer: Vec<u8>) -> Result<Vec<u8>, ProxyError> {
     let start = answer
         .iter()
         .position(|b| !b.is_ascii_whitespace())

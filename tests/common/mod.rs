@@ -335,3 +335,99 @@ pub fn require(program: &str) {
         .unwrap_or(false);
     assert!(ok, "{program} must be installed to run these tests (.ci/run installs it)");
 }
+
+impl Proxy {
+    /// The proxy started with exactly these flags (no `--runtime` added), e.g. to check the
+    /// default runtime.
+    pub fn start_args(env: &[(&str, &str)], args: &[&str]) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut command = Command::new(binary());
+        command
+            .current_dir(dir.path())
+            .arg("--port")
+            .arg(port.to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let process = command.spawn().expect("start actionloop");
+        let proxy = Proxy { port, dir, process };
+        proxy.wait_listening();
+        proxy
+    }
+
+    /// Any method on a fresh connection (e.g. `GET`), with an optional body.
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Answer {
+        let mut connection = self.connect();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        connection.send_raw(head.as_bytes());
+        connection.send_raw(body);
+        connection.read_answer()
+    }
+}
+
+/// A zip archive of regular files and symlinks (`link -> target`, stored the way `zip -y`
+/// stores them: file type bits in the external attributes, the target as content).
+pub fn zip_with_symlinks(files: &[(&str, &[u8])], symlinks: &[(&str, &str)]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, content) in files {
+        writer.start_file(*name, options).unwrap();
+        writer.write_all(content).unwrap();
+    }
+    for (name, target) in symlinks {
+        writer.add_symlink(*name, *target, options).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// A zip archive of everything under `root` (names relative to it): folders, regular files
+/// with their permissions, and symlinks kept as symlinks.
+pub fn zip_dir(root: &Path) -> Vec<u8> {
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        writer: &mut zip::ZipWriter<std::io::Cursor<Vec<u8>>>,
+    ) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let name = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let options = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            if meta.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                writer
+                    .add_symlink(name, target.to_string_lossy(), options)
+                    .unwrap();
+            } else if meta.is_dir() {
+                writer
+                    .add_directory(format!("{name}/"), options.unix_permissions(0o755))
+                    .unwrap();
+                walk(root, &path, writer);
+            } else {
+                let mode = meta.permissions().mode() & 0o777;
+                writer
+                    .start_file(name, options.unix_permissions(mode))
+                    .unwrap();
+                writer.write_all(&std::fs::read(&path).unwrap()).unwrap();
+            }
+        }
+    }
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    walk(root, root, &mut writer);
+    writer.finish().unwrap().into_inner()
+}
