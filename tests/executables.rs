@@ -1,0 +1,820 @@
+//! Executables that speak ActionLoop themselves, `OW_WAIT_FOR_ACK`, `OW_EXECUTION_ENV`,
+//! `OW_COMPILER` and `-compile` (SPEC sections 6 and 7, issue 4), against the real binary.
+//!
+//! The actions are small bash and python3 scripts: no Go toolchain needed.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+const LOCATE: &str = "The action failed to generate or locate a binary. See logs for details.";
+const BAD_ACK: &str = "The action did not initialize properly.";
+const EXITED_DURING_INIT: &str = "Command exited abruptly during initialization.";
+const ENV_MISMATCH: &str = "Execution environment version mismatch. See logs for details.";
+
+/// Writes an executable script (mode 0755) into `dir`.
+fn write_script(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// The body without the line end an action may leave after its answer.
+fn body_text(answer: &Answer) -> String {
+    String::from_utf8(answer.body.clone())
+        .unwrap()
+        .trim_end_matches(['\n', '\r'])
+        .to_string()
+}
+
+/// Asserts a 502 whose error mentions `text`, and that the failed attempt's logs were closed
+/// with a sentinel on both streams (SPEC 2: cause on stderr, then the sentinels).
+fn assert_init_failed(proxy: &Proxy, answer: &Answer, text: &str) {
+    assert_eq!(
+        answer.status,
+        502,
+        "/init should fail with 502, got {}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let error = answer.error();
+    assert!(
+        error.contains(text),
+        "error {error:?} should mention {text:?}"
+    );
+    let (out, err) = proxy.logs_after(1);
+    assert!(
+        count_sentinels(&out) >= 1 && count_sentinels(&err) >= 1,
+        "a failed /init ends its logs with a sentinel on both streams\nstdout: {out}\nstderr: {err}"
+    );
+}
+
+/// A /run must not reach an action whose /init failed.
+fn assert_no_action(proxy: &Proxy) {
+    let answer = proxy.run(json!({}));
+    assert_ne!(
+        answer.status,
+        200,
+        "/run after a failed /init: {}",
+        String::from_utf8_lossy(&answer.body)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executables as actions
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn single_file_bash_action_answer_is_returned_verbatim() {
+    // Odd spacing, key order, escapes, a decimal that re-encoding would change, non-ASCII text:
+    // any re-encoding by the proxy would show.
+    let script = "#!/bin/bash\n\
+                  while read -r line; do\n  \
+                    echo \"{ \\\"echo\\\" : $line ,\\\"z\\\":1,  \\\"a\\\":[2.50, 1e3] }\" >&3\n\
+                  done\n";
+    let proxy = Proxy::start("python");
+    let init = proxy.init_code(script, "main");
+    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    for body in [
+        r#"{"value":{"name":"Ünïcode ☃","n":1.50,"s":"a\"b\\n"},"activation_id":"a1"}"#,
+        r#"{"value":{},"activation_id":"a2"}"#,
+    ] {
+        let answer = proxy.post("/run", body.as_bytes());
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(
+            body_text(&answer),
+            format!("{{ \"echo\" : {body} ,\"z\":1,  \"a\":[2.50, 1e3] }}"),
+            "the answer line must come back as the action wrote it"
+        );
+        assert_eq!(answer.header("content-type"), Some("application/json"));
+    }
+}
+
+#[test]
+fn single_file_python3_executable_reads_stdin_and_answers_on_fd3() {
+    let script = r#"#!/usr/bin/env python3
+import json, os, sys
+answers = os.fdopen(3, "w")
+for line in sys.stdin:
+    request = json.loads(line)
+    print("python executable log line", flush=True)
+    answers.write(json.dumps({"got": request["value"], "id": request.get("activation_id")}) + "\n")
+    answers.flush()
+"#;
+    let proxy = Proxy::start("nodejs");
+    let init = proxy.init_code(script, "main");
+    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    let answer = proxy.post_json(
+        "/run",
+        &json!({"value": {"x": [1, 2]}, "activation_id": "act-42"}),
+    );
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.json(), json!({"got": {"x": [1, 2]}, "id": "act-42"}));
+    let (out, _) = proxy.logs_after(1);
+    let log = out
+        .find("python executable log line")
+        .expect("the action's stdout is logged");
+    let end = out.find(SENTINEL).expect("a sentinel after the activation");
+    assert!(
+        log < end,
+        "the action's output comes before the sentinel:\n{out}"
+    );
+}
+
+#[test]
+fn zip_exec_without_mode_bits_runs_in_every_runtime() {
+    let exec = "#!/bin/bash\nwhile read -r line; do echo \"{\\\"data\\\":\\\"$(cat data.txt)\\\"}\" >&3; done\n";
+    let archive = zip_with_modes(&[
+        ("exec", exec.as_bytes(), None),
+        ("data.txt", b"from the zip", None),
+    ]);
+    for runtime in ["python", "nodejs", "php"] {
+        let proxy = Proxy::start(runtime);
+        let init = proxy.init_binary(&archive, "main");
+        assert_eq!(
+            init.status,
+            200,
+            "runtime {runtime}: {}\nstderr: {}",
+            String::from_utf8_lossy(&init.body),
+            proxy.stderr()
+        );
+        let answer = proxy.run(json!({}));
+        assert_eq!(answer.status, 200, "runtime {runtime}");
+        assert_eq!(
+            answer.json(),
+            json!({"data": "from the zip"}),
+            "runtime {runtime}"
+        );
+    }
+}
+
+#[test]
+fn targz_with_symlinks_and_nested_file_without_directory_entry() {
+    // `exec` gets mode 0644 from the helper, the nested file has no folder entries, `link`
+    // points at the nested file and `deep` at its folder.
+    let exec = r#"#!/bin/bash
+while read -r line; do
+  echo "{\"nested\":\"$(cat lib/deep/data.txt)\",\"link\":\"$(cat link)\",\"dir\":\"$(cat deep/data.txt)\",\"is_link\":$([ -L link ] && echo true || echo false)}" >&3
+done
+"#;
+    let archive = targz(
+        &[
+            ("exec", exec.as_bytes()),
+            ("lib/deep/data.txt", b"nested-content"),
+        ],
+        &[("link", "lib/deep/data.txt"), ("deep", "lib/deep")],
+    );
+    let proxy = Proxy::start("python");
+    let init = proxy.init_binary(&archive, "main");
+    assert_eq!(
+        init.status,
+        200,
+        "{}\nstderr: {}",
+        String::from_utf8_lossy(&init.body),
+        proxy.stderr()
+    );
+    let answer = proxy.run(json!({}));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(
+        answer.json(),
+        json!({"nested": "nested-content", "link": "nested-content", "dir": "nested-content", "is_link": true})
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// OW_WAIT_FOR_ACK
+// ---------------------------------------------------------------------------------------------
+
+fn ack_proxy() -> Proxy {
+    Proxy::start_with("python", &[("OW_WAIT_FOR_ACK", "1")], &[])
+}
+
+#[test]
+fn ack_ok_true_initializes_and_the_action_sees_ow_wait_for_ack() {
+    // Acks only when told to: without __OW_WAIT_FOR_ACK it would send a failing ack.
+    let script = r#"#!/bin/bash
+if [ "$__OW_WAIT_FOR_ACK" = 1 ]; then echo '{"ok":true}' >&3; else echo '{"ok":false}' >&3; fi
+while read -r line; do echo "{\"ran\":true,\"wait\":\"$__OW_WAIT_FOR_ACK\"}" >&3; done
+"#;
+    let proxy = ack_proxy();
+    let init = proxy.init_code(script, "main");
+    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    assert_eq!(init.json(), json!({"ok": true}));
+    let answer = proxy.run(json!({}));
+    assert_eq!(answer.status, 200);
+    // The ack is not taken for the first answer.
+    assert_eq!(answer.json(), json!({"ran": true, "wait": "1"}));
+}
+
+#[test]
+fn ack_that_is_not_json_fails_init() {
+    let script = "#!/bin/bash\necho 'ready!' >&3\nwhile read -r line; do echo '{}' >&3; done\n";
+    let proxy = ack_proxy();
+    let init = proxy.init_code(script, "main");
+    assert_init_failed(&proxy, &init, BAD_ACK);
+    assert_no_action(&proxy);
+}
+
+#[test]
+fn ack_ok_false_fails_init() {
+    let script =
+        "#!/bin/bash\necho '{\"ok\":false}' >&3\nwhile read -r line; do echo '{}' >&3; done\n";
+    let proxy = ack_proxy();
+    let init = proxy.init_code(script, "main");
+    assert_init_failed(&proxy, &init, BAD_ACK);
+    assert_no_action(&proxy);
+}
+
+#[test]
+fn exit_before_ack_fails_init_and_a_later_init_is_accepted() {
+    let script = "#!/bin/bash\necho 'dying before the ack' >&2\nexit 4\n";
+    let proxy = ack_proxy();
+    let init = proxy.init_code(script, "main");
+    assert_init_failed(&proxy, &init, EXITED_DURING_INIT);
+    assert!(proxy.stderr().contains("dying before the ack"));
+    assert_no_action(&proxy);
+
+    // A failed /init does not count (SPEC 2).
+    let good = "#!/bin/bash\necho '{\"ok\":true}' >&3\nwhile read -r line; do echo '{\"second\":true}' >&3; done\n";
+    let init = proxy.init_code(good, "main");
+    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    assert_eq!(proxy.run(json!({})).json(), json!({"second": true}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Without OW_WAIT_FOR_ACK
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn without_ack_an_executable_that_exits_at_once_fails_init() {
+    // An ELF that exits at once: /bin/false, sent as a single binary file.
+    let elf = std::fs::read("/bin/false")
+        .or_else(|_| std::fs::read("/usr/bin/false"))
+        .expect("/bin/false");
+    assert!(elf.starts_with(b"\x7fELF"));
+    let proxy = Proxy::start("python");
+    let init = proxy.init_binary(&elf, "main");
+    assert_eq!(init.status, 502, "{}", String::from_utf8_lossy(&init.body));
+    // Run as an executable that exited, not handed to the Python launcher as source.
+    let error = init.error();
+    assert!(error.to_lowercase().contains("exited"), "{error}");
+    assert_no_action(&proxy);
+}
+
+#[test]
+fn without_ack_a_running_executable_works_and_is_not_asked_for_an_ack() {
+    let script = "#!/bin/bash\nwhile read -r line; do echo \"{\\\"wait\\\":\\\"${__OW_WAIT_FOR_ACK:-unset}\\\"}\" >&3; done\n";
+    let proxy = Proxy::start("python");
+    let init = proxy.init_code(script, "main");
+    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    for _ in 0..2 {
+        let answer = proxy.run(json!({}));
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.json(), json!({"wait": "unset"}));
+    }
+}
+
+#[test]
+fn without_ack_an_exit_during_run_is_caught() {
+    let script = "#!/bin/bash\nread -r line\necho 'about to exit' >&2\nexit 7\n";
+    let proxy = Proxy::start("python");
+    let init = proxy.init_code(script, "main");
+    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    let answer = proxy.run(json!({}));
+    assert_eq!(
+        answer.status,
+        400,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let error = answer.error();
+    assert!(error.contains("command exited"), "{error}");
+    assert!(error.contains('7'), "the exit status is named: {error}");
+    let (_, err) = proxy.logs_after(1);
+    let said = err
+        .find("about to exit")
+        .expect("the action's stderr is logged");
+    let end = err.find(SENTINEL).expect("a sentinel after the activation");
+    assert!(said < end, "{err}");
+    // The next /run does not hang: it restarts the action (which dies again) or says why.
+    let next = proxy.run(json!({}));
+    assert_ne!(next.status, 200);
+    assert!(!next.error().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// OW_EXECUTION_ENV and the environment
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn execution_env_mismatch_then_matching_reinit() {
+    const VERSION: &str = "openwhisk/action-golang-v1.20";
+    let exec = "#!/bin/bash\nwhile read -r line; do echo \"{\\\"env\\\":\\\"$__OW_EXECUTION_ENV\\\"}\" >&3; done\n";
+    let proxy = Proxy::start_with("python", &[("OW_EXECUTION_ENV", VERSION)], &[]);
+
+    let wrong = zip(&[
+        ("exec", exec.as_bytes()),
+        ("exec.env", b"openwhisk/action-golang-v1.15"),
+    ]);
+    let init = proxy.init_binary(&wrong, "main");
+    assert_init_failed(&proxy, &init, ENV_MISMATCH);
+    assert!(init.error().starts_with(ENV_MISMATCH), "{}", init.error());
+    assert_no_action(&proxy);
+
+    let missing = zip(&[("exec", exec.as_bytes())]);
+    let init = proxy.init_binary(&missing, "main");
+    assert_eq!(init.status, 502, "a zip without exec.env does not match");
+    assert!(init.error().contains(ENV_MISMATCH), "{}", init.error());
+
+    let right = zip(&[
+        ("exec", exec.as_bytes()),
+        ("exec.env", format!("{VERSION}\n  \n").as_bytes()),
+    ]);
+    let init = proxy.init_binary(&right, "main");
+    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    let answer = proxy.run(json!({}));
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json(), json!({"env": VERSION}));
+}
+
+#[test]
+fn ow_values_with_equals_signs_reach_an_executable_whole() {
+    let script = "#!/bin/bash\nwhile read -r line; do echo \"{\\\"host\\\":\\\"$__OW_API_HOST\\\",\\\"other\\\":\\\"$__OW_SOMETHING\\\"}\" >&3; done\n";
+    let proxy = Proxy::start_with(
+        "python",
+        &[
+            ("__OW_API_HOST", "https://x?a=b=c"),
+            ("__OW_SOMETHING", "k=v==w="),
+        ],
+        &[],
+    );
+    let init = proxy.init_code(script, "main");
+    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    let answer = proxy.run(json!({}));
+    assert_eq!(
+        answer.json(),
+        json!({"host": "https://x?a=b=c", "other": "k=v==w="})
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// OW_COMPILER
+// ---------------------------------------------------------------------------------------------
+
+/// A compiler that prints nothing and writes `<bin>/exec`, which reports what the compiler got.
+const FAKE_COMPILER: &str = r#"#!/bin/bash
+main="$1"; src="$2"; bin="$3"
+files=$(cd "$src" && ls -A | tr '\n' ',')
+if grep -rqs 'FAKE-SOURCE-7' "$src"; then source_ok=true; else source_ok=false; fi
+mkdir -p "$bin"
+cat > "$bin/exec" <<EOF
+#!/bin/bash
+while read -r line; do
+  echo '{"argc":$#,"main":"$main","src":"$src","bin":"$bin","files":"$files","source_ok":$source_ok}' >&3
+done
+EOF
+chmod +x "$bin/exec"
+"#;
+
+/// A folder the proxy named, resolved against its working directory.
+fn under(proxy: &Proxy, reported: &str) -> PathBuf {
+    let path = proxy.path().join(reported);
+    path.canonicalize()
+        .unwrap_or_else(|e| panic!("{} should exist: {e}", path.display()))
+}
+
+fn assert_compiler_args(proxy: &Proxy, got: &Value, files: &str) {
+    assert_eq!(got["argc"], json!(3), "{got}");
+    assert_eq!(got["main"], json!("Main"), "{got}");
+    assert_eq!(got["files"], json!(files), "{got}");
+    assert_eq!(got["source_ok"], json!(true), "{got}");
+    let root = proxy.path().join("action").canonicalize().unwrap();
+    let src = under(proxy, got["src"].as_str().unwrap());
+    let bin = under(proxy, got["bin"].as_str().unwrap());
+    assert!(src.is_dir() && bin.is_dir(), "{got}");
+    assert!(src.starts_with(&root) && bin.starts_with(&root), "{got}");
+    assert_ne!(src, bin);
+    assert!(bin.join("exec").is_file());
+}
+
+#[test]
+fn compiler_is_called_with_main_src_and_bin_for_a_single_file() {
+    let tools = tempfile::tempdir().unwrap();
+    let compiler = write_script(tools.path(), "compile", FAKE_COMPILER);
+    let proxy = Proxy::start_with(
+        "python",
+        &[("OW_COMPILER", compiler.to_str().unwrap())],
+        &[],
+    );
+    let init = proxy.init_code("package main // FAKE-SOURCE-7\n", "Main");
+    assert_eq!(
+        init.status,
+        200,
+        "{}\nstderr: {}",
+        String::from_utf8_lossy(&init.body),
+        proxy.stderr()
+    );
+    let answer = proxy.run(json!({}));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    // A single source file arrives as <src>/exec.
+    assert_compiler_args(&proxy, &answer.json(), "exec,");
+}
+
+#[test]
+fn compiler_gets_an_unpacked_zip_as_its_source_folder() {
+    let tools = tempfile::tempdir().unwrap();
+    let compiler = write_script(tools.path(), "compile", FAKE_COMPILER);
+    let proxy = Proxy::start_with(
+        "python",
+        &[("OW_COMPILER", compiler.to_str().unwrap())],
+        &[],
+    );
+    let source = zip(&[
+        ("main.go", b"package main // FAKE-SOURCE-7\n"),
+        ("lib/util.go", b"package lib\n"),
+    ]);
+    let init = proxy.init_binary(&source, "Main");
+    assert_eq!(
+        init.status,
+        200,
+        "{}\nstderr: {}",
+        String::from_utf8_lossy(&init.body),
+        proxy.stderr()
+    );
+    let answer = proxy.run(json!({}));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_compiler_args(&proxy, &answer.json(), "lib,main.go,");
+}
+
+/// A compiler that builds a working `exec` but prints on both streams: that is a failure.
+const CHATTY_COMPILER: &str = r#"#!/bin/bash
+echo "main.go:3: undefined: fmt.Printx"
+echo "compile warning on stderr" >&2
+mkdir -p "$3"
+printf '#!/bin/bash\nwhile read -r l; do echo "{}" >&3; done\n' > "$3/exec"
+chmod +x "$3/exec"
+exit 0
+"#;
+
+#[test]
+fn compiler_output_with_log_init_error_gives_the_fixed_text_and_logs_the_output() {
+    let tools = tempfile::tempdir().unwrap();
+    let compiler = write_script(tools.path(), "compile", CHATTY_COMPILER);
+    let proxy = Proxy::start_with(
+        "python",
+        &[
+            ("OW_COMPILER", compiler.to_str().unwrap()),
+            ("OW_LOG_INIT_ERROR", "1"),
+        ],
+        &[],
+    );
+    let init = proxy.init_code("package main\n", "main");
+    assert_eq!(init.status, 502, "{}", String::from_utf8_lossy(&init.body));
+    assert_eq!(init.json(), json!({"error": LOCATE}));
+    let (out, err) = proxy.logs_after(1);
+    assert!(count_sentinels(&out) >= 1, "sentinel on stdout:\n{out}");
+    let end = err.find(SENTINEL).expect("a sentinel on stderr");
+    for printed in [
+        "main.go:3: undefined: fmt.Printx",
+        "compile warning on stderr",
+    ] {
+        let at = err
+            .find(printed)
+            .unwrap_or_else(|| panic!("{printed:?} should be on stderr:\n{err}"));
+        assert!(
+            at < end,
+            "the compiler output comes before the sentinel:\n{err}"
+        );
+    }
+    assert_no_action(&proxy);
+}
+
+#[test]
+fn compiler_output_without_log_init_error_is_in_the_error_body() {
+    let tools = tempfile::tempdir().unwrap();
+    let compiler = write_script(tools.path(), "compile", CHATTY_COMPILER);
+    let proxy = Proxy::start_with(
+        "python",
+        &[("OW_COMPILER", compiler.to_str().unwrap())],
+        &[],
+    );
+    let init = proxy.init_code("package main\n", "main");
+    assert_eq!(init.status, 502, "{}", String::from_utf8_lossy(&init.body));
+    let error = init.error();
+    assert!(
+        error.contains("main.go:3: undefined: fmt.Printx"),
+        "{error}"
+    );
+    assert!(error.contains("compile warning on stderr"), "{error}");
+    assert_no_action(&proxy);
+}
+
+// ---------------------------------------------------------------------------------------------
+// -version
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn version_flag_with_one_or_two_dashes() {
+    for flag in ["-version", "--version"] {
+        let output = Command::new(binary())
+            .arg(flag)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{flag}: {:?}", output.status);
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            text.lines().any(|l| l.contains("actionloop")),
+            "{flag} printed {text:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// -compile
+// ---------------------------------------------------------------------------------------------
+
+/// `actionloop --runtime R -compile MAIN` with `source` on stdin, in a scratch directory.
+fn compile(runtime: &str, main: &str, source: &[u8], env: &[(&str, &str)]) -> Output {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut command = Command::new(binary());
+    command
+        .args(["--runtime", runtime, "-compile", main])
+        .current_dir(cwd.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("start actionloop -compile");
+    let mut stdin = child.stdin.take().unwrap();
+    let source = source.to_vec();
+    // Written from a thread so a large output cannot block on a full pipe.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&source);
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    output
+}
+
+/// Checks `-compile` succeeded and returned a zip with an executable `exec` at its root.
+fn compiled_zip(output: &Output) -> Vec<u8> {
+    assert!(
+        output.status.success(),
+        "-compile failed ({:?}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bytes = output.stdout.clone();
+    assert!(bytes.starts_with(b"PK"), "stdout is not a zip");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.clone())).unwrap();
+    let mut exec = archive
+        .by_name("exec")
+        .expect("exec at the root of the zip");
+    let mode = exec.unix_mode().unwrap_or(0);
+    assert!(
+        mode & 0o111 != 0,
+        "exec is executable in the zip ({mode:o})"
+    );
+    let mut head = Vec::new();
+    exec.read_to_end(&mut head).unwrap();
+    assert!(head.starts_with(b"#!") || head.starts_with(b"\x7fELF"));
+    bytes
+}
+
+/// Sends a compiled zip to fresh proxies, with and without `OW_WAIT_FOR_ACK`, and runs it.
+fn run_compiled(runtime: &str, zip: &[u8], main: &str, run: &Value, expected: &Value) {
+    for env in [&[("OW_WAIT_FOR_ACK", "1")][..], &[][..]] {
+        let proxy = Proxy::start_with(runtime, env, &[]);
+        let init = proxy.init_binary(zip, main);
+        assert_eq!(
+            init.status,
+            200,
+            "{runtime} {env:?}: {}\nstderr: {}",
+            String::from_utf8_lossy(&init.body),
+            proxy.stderr()
+        );
+        for _ in 0..2 {
+            let answer = proxy.post_json("/run", run);
+            assert_eq!(
+                answer.status,
+                200,
+                "{runtime} {env:?}: {}\nstderr: {}",
+                String::from_utf8_lossy(&answer.body),
+                proxy.stderr()
+            );
+            assert_eq!(&answer.json(), expected, "{runtime} {env:?}");
+        }
+    }
+}
+
+/// The nodejs and php launchers are being written separately: a placeholder fails these tests
+/// with a message that says so, rather than passing silently.
+fn require_launcher(path: &str) {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let text = std::fs::read_to_string(&full).unwrap_or_default();
+    let placeholder =
+        text.trim().len() < 200 || text.lines().take(3).any(|l| l.contains("placeholder"));
+    assert!(
+        !placeholder,
+        "NOT READY: {path} is missing or a placeholder; this -compile round trip must be rerun once it lands"
+    );
+}
+
+#[test]
+fn compile_round_trip_python() {
+    let source = br#"import os
+def hello(args):
+    return {"greeting": "hello " + args.get("name", "?"), "activation": os.environ.get("__OW_ACTIVATION_ID")}
+"#;
+    let zip = compiled_zip(&compile("python", "hello", source, &[]));
+    run_compiled(
+        "python",
+        &zip,
+        "hello",
+        &json!({"value": {"name": "al"}, "activation_id": "act-py"}),
+        &json!({"greeting": "hello al", "activation": "act-py"}),
+    );
+}
+
+#[test]
+fn compile_round_trip_python_zip_runs_in_another_runtime() {
+    // A zip with a helper module; the compiled result is an executable, so any runtime runs it.
+    let source = zip(&[
+        (
+            "__main__.py",
+            b"import helper\ndef main(args):\n    return {\"twice\": helper.twice(args[\"n\"])}\n",
+        ),
+        ("helper.py", b"def twice(n):\n    return 2 * n\n"),
+    ]);
+    let compiled = compiled_zip(&compile("python", "main", &source, &[]));
+    run_compiled(
+        "nodejs",
+        &compiled,
+        "main",
+        &json!({"value": {"n": 21}}),
+        &json!({"twice": 42}),
+    );
+}
+
+#[test]
+fn compile_round_trip_nodejs() {
+    // Depends on runtimes/nodejs/launcher.js (written by another worker).
+    require_launcher("runtimes/nodejs/launcher.js");
+    let source = br#"function hello(args) {
+  return {greeting: "hello " + args.name, activation: process.env.__OW_ACTIVATION_ID};
+}
+"#;
+    let zip = compiled_zip(&compile("nodejs", "hello", source, &[]));
+    run_compiled(
+        "nodejs",
+        &zip,
+        "hello",
+        &json!({"value": {"name": "al"}, "activation_id": "act-js"}),
+        &json!({"greeting": "hello al", "activation": "act-js"}),
+    );
+}
+
+#[test]
+fn compile_round_trip_php() {
+    // Depends on runtimes/php/launcher.php (written by another worker).
+    require_launcher("runtimes/php/launcher.php");
+    let source = br#"<?php
+function hello(array $args): array {
+    return ["greeting" => "hello " . $args["name"], "activation" => getenv("__OW_ACTIVATION_ID")];
+}
+"#;
+    let zip = compiled_zip(&compile("php", "hello", source, &[]));
+    run_compiled(
+        "php",
+        &zip,
+        "hello",
+        &json!({"value": {"name": "al"}, "activation_id": "act-php"}),
+        &json!({"greeting": "hello al", "activation": "act-php"}),
+    );
+}
+
+/// Builds `actionloop_tinydep-0.1-py3-none-any.whl` in `dir` with Python's zipfile, RECORD
+/// hashes included: no setuptools, no network.
+fn build_wheel(dir: &Path) {
+    let script = r#"
+import base64, hashlib, os, sys, zipfile
+name, version = "actionloop_tinydep", "0.1"
+info = "%s-%s.dist-info" % (name, version)
+files = {
+    name + "/__init__.py": b'VALUE = "from-local-wheel"\n',
+    info + "/METADATA": b"Metadata-Version: 2.1\nName: actionloop-tinydep\nVersion: 0.1\n",
+    info + "/WHEEL": b"Wheel-Version: 1.0\nGenerator: actionloop-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = []
+for path, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record.append("%s,sha256=%s,%d" % (path, digest, len(data)))
+record.append(info + "/RECORD,,")
+files[info + "/RECORD"] = ("\n".join(record) + "\n").encode()
+with zipfile.ZipFile(os.path.join(sys.argv[1], "%s-%s-py3-none-any.whl" % (name, version)), "w") as whl:
+    for path, data in files.items():
+        whl.writestr(path, data)
+"#;
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dir)
+        .status()
+        .expect("python3");
+    assert!(status.success());
+}
+
+#[test]
+fn compile_installs_requirements_from_a_local_wheel_directory() {
+    require("python3");
+    let wheels = tempfile::tempdir().unwrap();
+    build_wheel(wheels.path());
+    let source = zip(&[
+        (
+            "__main__.py",
+            b"import actionloop_tinydep\ndef main(args):\n    return {\"value\": actionloop_tinydep.VALUE, \"from\": actionloop_tinydep.__file__}\n",
+        ),
+        ("requirements.txt", b"actionloop-tinydep==0.1\n"),
+    ]);
+
+    // Control: without the install step the package is not there.
+    let plain = Proxy::start("python");
+    let init = plain.init_binary(&source, "main");
+    assert_eq!(init.status, 502, "{}", String::from_utf8_lossy(&init.body));
+
+    let output = compile(
+        "python",
+        "main",
+        &source,
+        &[
+            ("PIP_NO_INDEX", "1"),
+            ("PIP_FIND_LINKS", wheels.path().to_str().unwrap()),
+            ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+        ],
+    );
+    let compiled = compiled_zip(&output);
+    let archive = zip::ZipArchive::new(std::io::Cursor::new(compiled.clone())).unwrap();
+    assert!(
+        archive
+            .file_names()
+            .filter_map(Result::ok)
+            .any(|n| n.starts_with("virtualenv/") && n.ends_with("actionloop_tinydep/__init__.py")),
+        "the package is installed in virtualenv/ inside the compiled zip"
+    );
+
+    let proxy = Proxy::start_with("python", &[("OW_WAIT_FOR_ACK", "1")], &[]);
+    let init = proxy.init_binary(&compiled, "main");
+    assert_eq!(
+        init.status,
+        200,
+        "{}\nstderr: {}",
+        String::from_utf8_lossy(&init.body),
+        proxy.stderr()
+    );
+    let answer = proxy.run(json!({}));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let got = answer.json();
+    assert_eq!(got["value"], json!("from-local-wheel"), "{got}");
+    assert!(
+        got["from"].as_str().unwrap_or("").contains("virtualenv"),
+        "imported from the bundled virtualenv: {got}"
+    );
+}
