@@ -30,3 +30,34 @@ lint: ## clippy and rustfmt, as CI checks them
 
 clean: ## remove build output
 	$(CARGO) clean
+
+# ---- runtime images (Dockerfile.python, Dockerfile.nodejs, Dockerfile.php) ----
+# Docker when its engine answers, else podman (with local stand-ins for the official base
+# images where they cannot be pulled). scripts/images.sh documents the settings.
+IMAGES_SH ?= scripts/images.sh
+
+.PHONY: images image-python image-nodejs image-php smoke smoke-python smoke-nodejs smoke-php
+
+images: ## build the three runtime images actionloop-{python,nodejs,php}
+	$(IMAGES_SH) build all
+
+image-python: ## build the Python runtime image (Dockerfile.python)
+	$(IMAGES_SH) build python
+
+image-nodejs: ## build the Node.js runtime image (Dockerfile.nodejs)
+	$(IMAGES_SH) build nodejs
+
+image-php: ## build the PHP runtime image (Dockerfile.php)
+	$(IMAGES_SH) build php
+
+smoke: ## build the three images, curl /init and /run of a hello action in each, check the logs
+	$(IMAGES_SH) smoke all
+
+smoke-python: ## build and smoke-test the Python image
+	$(IMAGES_SH) smoke python
+
+smoke-nodejs: ## build and smoke-test the Node.js image
+	$(IMAGES_SH) smoke nodejs
+
+smoke-php: ## build and smoke-test the PHP image
+	$(IMAGES_SH) smoke php
