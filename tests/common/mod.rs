@@ -33,7 +33,10 @@ pub struct Answer {
 impl Answer {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 
@@ -279,7 +282,12 @@ pub fn b64(bytes: &[u8]) -> String {
 
 /// A zip archive of (name, content) pairs; names ending in `/` are folders.
 pub fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
-    zip_with_modes(&files.iter().map(|(n, c)| (*n, *c, None)).collect::<Vec<_>>())
+    zip_with_modes(
+        &files
+            .iter()
+            .map(|(n, c)| (*n, *c, None))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// A zip archive where each entry may carry unix permissions (None: none recorded).
@@ -317,9 +325,7 @@ pub fn targz(files: &[(&str, &[u8])], symlinks: &[(&str, &str)]) -> Vec<u8> {
         header.set_size(0);
         header.set_mode(0o777);
         header.set_entry_type(tar::EntryType::Symlink);
-        builder
-            .append_link(&mut header, name, target)
-            .unwrap();
+        builder.append_link(&mut header, name, target).unwrap();
     }
     builder.into_inner().unwrap().finish().unwrap()
 }
@@ -333,7 +339,10 @@ pub fn require(program: &str) {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(ok, "{program} must be installed to run these tests (.ci/run installs it)");
+    assert!(
+        ok,
+        "{program} must be installed to run these tests (.ci/run installs it)"
+    );
 }
 
 impl Proxy {
@@ -393,18 +402,18 @@ pub fn zip_with_symlinks(files: &[(&str, &[u8])], symlinks: &[(&str, &str)]) -> 
 /// with their permissions, and symlinks kept as symlinks.
 pub fn zip_dir(root: &Path) -> Vec<u8> {
     use std::os::unix::fs::PermissionsExt;
-    fn walk(
-        root: &Path,
-        dir: &Path,
-        writer: &mut zip::ZipWriter<std::io::Cursor<Vec<u8>>>,
-    ) {
+    fn walk(root: &Path, dir: &Path, writer: &mut zip::ZipWriter<std::io::Cursor<Vec<u8>>>) {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
         entries.sort();
         for path in entries {
-            let name = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let name = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let meta = std::fs::symlink_metadata(&path).unwrap();
             let options = zip::write::SimpleFileOptions::default()
                 .compression_method(zip::CompressionMethod::Deflated);
