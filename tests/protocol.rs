@@ -1,0 +1,724 @@
+//! The HTTP and log protocol of SPEC §1–4: the rows that do not depend on the language, driven
+//! through the default Python runtime against the real binary and the real `python3`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const CANNOT_START: &str = "Cannot start action. Check logs for details.";
+const CANNOT_LOCATE: &str =
+    "The action failed to generate or locate a binary. See logs for details.";
+const NOT_A_DICTIONARY: &str = "The action did not return a dictionary or array.";
+const MISSING_CODE: &str = "Missing main/no code to execute.";
+const ALREADY_INITIALIZED: &str = "Cannot initialize the action more than once.";
+
+/// Returns its argument's `r` field, or the arguments themselves.
+const ECHO: &str = "def main(args):\n    return args.get('r', args)\n";
+
+/// A started proxy with the echo action initialised.
+fn echo_proxy() -> Proxy {
+    let p = Proxy::start("python");
+    let a = p.init_code(ECHO, "main");
+    assert_eq!(a.status, 200, "init: {}", a.json());
+    p
+}
+
+/// JSON content type, an explicit length, no chunking, a JSON body.
+fn assert_json_answer(what: &str, a: &Answer) {
+    let content_type = a
+        .header("content-type")
+        .unwrap_or_else(|| panic!("{what}: no Content-Type in {:?}", a.headers));
+    assert!(
+        content_type.starts_with("application/json"),
+        "{what}: Content-Type is {content_type}"
+    );
+    let length: usize = a
+        .header("content-length")
+        .unwrap_or_else(|| panic!("{what}: no Content-Length in {:?}", a.headers))
+        .parse()
+        .unwrap();
+    assert_eq!(length, a.body.len(), "{what}");
+    assert!(
+        a.header("transfer-encoding").is_none(),
+        "{what}: chunked answer {:?}",
+        a.headers
+    );
+    let _ = a.json();
+}
+
+/// The stream's text before its first sentinel line.
+fn before_first_sentinel(text: &str) -> &str {
+    match text.find(&format!("{SENTINEL}\n")) {
+        Some(i) => &text[..i],
+        None => text,
+    }
+}
+
+#[test]
+fn every_answer_is_json_with_type_and_length_including_errors() {
+    let p = Proxy::start("python");
+    let mut seen = Vec::new();
+    let mut check = |what: &str, expected: u16, a: Answer| {
+        assert_json_answer(what, &a);
+        assert_eq!(a.status, expected, "{what}: {}", a.json());
+        seen.push(what.to_string());
+    };
+    check("unknown path", 404, p.post("/nope", b"{}"));
+    check("GET /", 404, p.request("GET", "/", b""));
+    check("run before init", 500, p.run(json!({})));
+    check("init not JSON", 400, p.post("/init", b"not json"));
+    check("init without code", 403, p.init(json!({})));
+    check(
+        "init with bad base64",
+        400,
+        p.init(json!({"code": "not base64 !!", "binary": true})),
+    );
+    check(
+        "init with syntax error",
+        502,
+        p.init_code("def main(args)\n", "main"),
+    );
+    check(
+        "init of a zip without entry",
+        502,
+        p.init_binary(&zip(&[("other.py", b"x = 1\n")]), "main"),
+    );
+    check("init", 200, p.init_code(ECHO, "main"));
+    check("run", 200, p.run(json!({"r": {"ok": 1}})));
+    check("run with a string result", 502, p.run(json!({"r": "text"})));
+    check("run not JSON", 400, p.post("/run", b"garbage"));
+    check("second init", 403, p.init_code(ECHO, "main"));
+    assert_eq!(seen.len(), 13);
+}
+
+#[test]
+fn answers_on_one_kept_alive_connection_each_carry_their_length() {
+    let p = echo_proxy();
+    let mut connection = p.connect();
+    for i in 0..5 {
+        let good = connection.post(
+            "/run",
+            json!({"value": {"r": {"i": i}}}).to_string().as_bytes(),
+        );
+        assert_json_answer("run", &good);
+        assert_eq!(good.json(), json!({"i": i}));
+        let bad = connection.post("/run", b"{broken");
+        assert_json_answer("bad run", &bad);
+        assert_eq!(bad.status, 400);
+    }
+}
+
+#[test]
+fn unknown_paths_are_json_404() {
+    let p = Proxy::start("python");
+    for (method, path) in [
+        ("POST", "/nope"),
+        ("POST", "/init/extra"),
+        ("POST", "/"),
+        ("GET", "/"),
+        ("GET", "/nope"),
+        ("PUT", "/whatever"),
+    ] {
+        let a = p.request(method, path, b"{}");
+        assert_json_answer(path, &a);
+        assert_eq!(a.status, 404, "{method} {path}: {}", a.json());
+        assert!(!a.error().is_empty(), "{method} {path}");
+    }
+}
+
+#[test]
+fn init_body_that_is_not_json_is_400_and_does_not_count() {
+    let p = Proxy::start("python");
+    for body in [
+        &b"not json"[..],
+        b"",
+        b"{\"value\":",
+        b"{\"value\": {\"code\": \"x\"}} trailing",
+        b"[1, 2]",
+    ] {
+        let a = p.post("/init", body);
+        assert_eq!(
+            a.status,
+            400,
+            "{}: {}",
+            String::from_utf8_lossy(body),
+            a.json()
+        );
+        assert!(!a.error().is_empty());
+    }
+    assert_eq!(p.init_code(ECHO, "main").status, 200);
+    assert_eq!(
+        p.run(json!({"r": {"ok": true}})).json(),
+        json!({"ok": true})
+    );
+    let (out, err) = p.logs_after(1);
+    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+}
+
+#[test]
+fn init_value_that_is_not_an_object_is_400() {
+    let p = Proxy::start("python");
+    for value in [
+        json!(5),
+        json!("def main(a): return a"),
+        json!([1]),
+        json!(true),
+    ] {
+        let a = p.post_json("/init", &json!({ "value": value }));
+        assert_eq!(a.status, 400, "value {value}: {}", a.json());
+        assert!(!a.error().is_empty());
+    }
+    assert_eq!(p.init_code(ECHO, "main").status, 200);
+}
+
+#[test]
+fn missing_null_or_empty_code_is_403_missing_main() {
+    let p = Proxy::start("python");
+    let bodies = [
+        json!({}),
+        json!({"value": null}),
+        json!({"value": {}}),
+        json!({"value": {"code": null}}),
+        json!({"value": {"code": ""}}),
+        json!({"value": {"code": "", "binary": true}}),
+        json!({"value": {"main": "main", "binary": false}}),
+        json!({"value": {"code": null, "main": null, "binary": null, "env": null, "name": null}}),
+    ];
+    for body in bodies {
+        let a = p.post_json("/init", &body);
+        assert_json_answer("missing code", &a);
+        assert_eq!(a.status, 403, "{body}");
+        assert_eq!(a.json(), json!({"error": MISSING_CODE}), "{body}");
+    }
+    // None of these counted, and none wrote a sentinel.
+    assert_eq!(p.init_code(ECHO, "main").status, 200);
+    assert_eq!(p.run(json!({"r": {"x": 1}})).json(), json!({"x": 1}));
+    let (out, err) = p.logs_after(1);
+    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+}
+
+#[test]
+fn second_init_is_403_on_stderr_without_sentinel_and_keeps_the_first_action() {
+    let p = Proxy::start("python");
+    let first = "def main(args):\n    return {'which': 'first'}\n";
+    let second = "def main(args):\n    return {'which': 'second'}\n";
+    assert_eq!(p.init_code(first, "main").status, 200);
+    let again = p.init_code(second, "main");
+    assert_json_answer("second init", &again);
+    assert_eq!(again.status, 403);
+    assert_eq!(again.json(), json!({"error": ALREADY_INITIALIZED}));
+    // Also when the second body is not even valid.
+    let broken = p.post("/init", b"garbage");
+    assert_eq!(broken.status, 403, "{}", broken.json());
+    assert_eq!(broken.json(), json!({"error": ALREADY_INITIALIZED}));
+
+    assert_eq!(p.run(json!({})).json(), json!({"which": "first"}));
+    let (out, err) = p.logs_after(1);
+    assert!(
+        before_first_sentinel(&err).contains(ALREADY_INITIALIZED),
+        "stderr: {err}"
+    );
+    assert!(!out.contains(ALREADY_INITIALIZED), "stdout: {out}");
+    // The one sentinel per stream is the run's: the refused inits wrote none.
+    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+}
+
+#[test]
+fn run_before_init_is_500() {
+    let p = Proxy::start("python");
+    let a = p.run(json!({"x": 1}));
+    assert_json_answer("run before init", &a);
+    assert_eq!(a.status, 500);
+    assert!(!a.error().is_empty());
+    // Also after an /init that failed.
+    assert_eq!(p.init(json!({})).status, 403);
+    assert_eq!(p.run(json!({})).status, 500);
+
+    assert_eq!(p.init_code(ECHO, "main").status, 200);
+    assert_eq!(p.run(json!({"r": [1]})).json(), json!([1]));
+    let (out, err) = p.logs_after(1);
+    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+}
+
+#[test]
+fn run_body_that_is_not_json_is_400_without_sentinel() {
+    let p = echo_proxy();
+    for body in [&b"nope"[..], b"", b"{\"value\":", b"{\"value\": {}} {}"] {
+        let a = p.post("/run", body);
+        assert_json_answer("bad run", &a);
+        assert_eq!(
+            a.status,
+            400,
+            "{}: {}",
+            String::from_utf8_lossy(body),
+            a.json()
+        );
+        assert!(!a.error().is_empty());
+    }
+    assert_eq!(p.run(json!({"r": {"fine": 1}})).json(), json!({"fine": 1}));
+    let (out, err) = p.logs_after(1);
+    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+}
+
+#[test]
+fn failed_init_does_not_count_and_the_next_one_gets_a_fresh_folder() {
+    let p = Proxy::start("python");
+    let no_entry = zip(&[("leftover.txt", b"from the failed attempt")]);
+    assert_eq!(p.init_binary(&no_entry, "main").status, 502);
+    assert_eq!(p.init_code("def main(args:\n", "main").status, 502);
+    let lister =
+        "import os\ndef main(args):\n    return {'files': os.listdir('.'), 'cwd': os.getcwd()}\n";
+    let ok = p.init_code(lister, "main");
+    assert_eq!(ok.status, 200, "{}", ok.json());
+    let result = p.run(json!({})).json();
+    let files = result["files"].as_array().unwrap();
+    assert!(
+        !files.contains(&json!("leftover.txt")),
+        "the action folder holds files of an earlier attempt: {result}"
+    );
+    // Two failed inits and one run, each framed once.
+    let (out, err) = p.logs_after(3);
+    assert_eq!(count_sentinels(&out), 3, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 3, "stderr: {err}");
+}
+
+#[test]
+fn syntax_error_is_502_with_the_cause_and_one_sentinel_per_stream() {
+    let p = Proxy::start("python");
+    let a = p.init_code("def main(args):\n    return {'a': \n", "main");
+    assert_json_answer("syntax error", &a);
+    assert_eq!(a.status, 502);
+    let error = a.error();
+    let detail = error
+        .strip_prefix(&format!("{CANNOT_START} "))
+        .unwrap_or_else(|| panic!("error does not start with the SPEC text: {error}"));
+    assert!(detail.contains("SyntaxError"), "{error}");
+    assert!(
+        !error.contains('\n'),
+        "only the first line of the cause: {error}"
+    );
+
+    let (out, err) = p.logs_after(1);
+    assert!(
+        before_first_sentinel(&err).contains("SyntaxError"),
+        "the cause must precede the sentinel on stderr: {err}"
+    );
+    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+}
+
+#[test]
+fn failing_import_is_502_with_the_first_line_of_the_cause() {
+    let p = Proxy::start("python");
+    let code = "import no_such_module_for_actionloop\n\ndef main(args):\n    return {}\n";
+    let a = p.init_code(code, "main");
+    assert_json_answer("failing import", &a);
+    assert_eq!(a.status, 502);
+    assert_eq!(
+        a.error(),
+        format!(
+            "{CANNOT_START} ModuleNotFoundError: No module named 'no_such_module_for_actionloop'"
+        )
+    );
+    let (out, err) = p.logs_after(1);
+    let cause = before_first_sentinel(&err);
+    assert!(cause.contains("Traceback"), "stderr: {err}");
+    assert!(
+        cause.contains("ModuleNotFoundError: No module named 'no_such_module_for_actionloop'"),
+        "stderr: {err}"
+    );
+    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+}
+
+#[test]
+fn exit_before_the_ack_is_502_cannot_start() {
+    let p = Proxy::start("python");
+    for code in [
+        "import os\nos._exit(3)\n",
+        "import sys\nsys.exit(4)\n",
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+    ] {
+        let a = p.init_code(code, "main");
+        assert_json_answer("exit at load", &a);
+        assert_eq!(a.status, 502, "{code}: {}", a.json());
+        assert!(a.error().starts_with(CANNOT_START), "{code}: {}", a.error());
+    }
+    // Each failed attempt is framed once, and none of them counted.
+    let (out, err) = p.logs_after(3);
+    assert_eq!(count_sentinels(&out), 3, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 3, "stderr: {err}");
+    assert_eq!(p.init_code(ECHO, "main").status, 200);
+}
+
+#[test]
+fn zip_without_its_entry_is_502_cannot_locate() {
+    let p = Proxy::start("python");
+    let bytes = zip(&[("helper.py", b"def main(args):\n    return {}\n")]);
+    let a = p.init_binary(&bytes, "main");
+    assert_json_answer("zip without __main__.py", &a);
+    assert_eq!(a.status, 502);
+    assert!(a.error().starts_with(CANNOT_LOCATE), "{}", a.error());
+    let (out, err) = p.logs_after(1);
+    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+}
+
+#[test]
+fn binary_code_that_is_not_base64_is_400_saying_base64() {
+    let p = Proxy::start("python");
+    for code in ["this is not base64 !!", "@@@@", "UEsDBA=x"] {
+        let a = p.init(json!({"code": code, "binary": true, "main": "main"}));
+        assert_json_answer("bad base64", &a);
+        assert_eq!(a.status, 400, "{code}: {}", a.json());
+        assert!(
+            a.error().to_lowercase().contains("base64"),
+            "{code}: {}",
+            a.error()
+        );
+    }
+    assert_eq!(p.init_code(ECHO, "main").status, 200);
+    assert_eq!(p.run(json!({"r": {}})).json(), json!({}));
+    let (out, err) = p.logs_after(1);
+    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+}
+
+#[test]
+fn version_flag_prints_the_version_and_exits_0() {
+    for flag in ["-version", "--version"] {
+        let mut child = Command::new(binary())
+            .arg(flag)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{flag}: the binary did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{flag}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("actionloop"), "{flag}: {text}");
+        assert!(text.contains(env!("CARGO_PKG_VERSION")), "{flag}: {text}");
+    }
+}
+
+#[test]
+fn result_that_is_not_an_object_or_array_is_502() {
+    let p = echo_proxy();
+    let mut runs = 0;
+    for value in [
+        json!("text"),
+        json!(42),
+        json!(1.5),
+        json!(true),
+        json!(false),
+    ] {
+        let a = p.run(json!({ "r": value }));
+        runs += 1;
+        assert_json_answer("non-object result", &a);
+        assert_eq!(a.status, 502, "{value}");
+        assert_eq!(a.json(), json!({"error": NOT_A_DICTIONARY}), "{value}");
+    }
+    // Objects and arrays pass as they are, and the action still serves.
+    let a = p.run(json!({"r": [1, "two", {"three": 3}]}));
+    runs += 1;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json(), json!([1, "two", {"three": 3}]));
+    let a = p.run(json!({"r": {"ok": true}}));
+    runs += 1;
+    assert_eq!(a.json(), json!({"ok": true}));
+    // An application error is a 200.
+    let a = p.run(json!({"r": {"error": "app error"}}));
+    runs += 1;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json(), json!({"error": "app error"}));
+    let (out, err) = p.logs_after(runs);
+    assert_eq!(count_sentinels(&out), runs, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), runs, "stderr: {err}");
+}
+
+#[test]
+fn action_exit_during_run_is_400_command_exited_and_the_next_run_restarts() {
+    let p = Proxy::start("python");
+    let code = r#"import os, signal, sys
+def main(args):
+    how = args.get("how")
+    if how == "exit":
+        os._exit(7)
+    if how == "sysexit":
+        sys.exit(5)
+    if how == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"pid": os.getpid()}
+"#;
+    assert_eq!(p.init_code(code, "main").status, 200);
+    let first = p.run(json!({})).json()["pid"].clone();
+    assert!(first.is_u64(), "{first}");
+
+    let mut runs = 1;
+    let mut previous = first;
+    for (how, expected) in [("exit", "7"), ("sysexit", "5"), ("kill", "9")] {
+        let a = p.run(json!({ "how": how }));
+        runs += 1;
+        assert_json_answer("exit during run", &a);
+        assert_eq!(a.status, 400, "{how}: {}", a.json());
+        let error = a.error();
+        assert!(error.contains("command exited"), "{how}: {error}");
+        assert!(
+            error.contains(expected),
+            "{how}: no status {expected} in {error}"
+        );
+        if how == "kill" {
+            assert!(error.to_lowercase().contains("signal"), "{how}: {error}");
+        } else {
+            assert!(error.to_lowercase().contains("status"), "{how}: {error}");
+        }
+        // The next run is served by a new child.
+        let next = p.run(json!({}));
+        runs += 1;
+        assert_eq!(next.status, 200, "after {how}: {}", next.json());
+        let pid = next.json()["pid"].clone();
+        assert!(pid.is_u64(), "{pid}");
+        assert_ne!(pid, previous, "after {how} the same process answered");
+        previous = pid;
+    }
+    // Every activation reached the action, so every one is framed, the fatal ones too.
+    let (out, err) = p.logs_after(runs);
+    assert_eq!(count_sentinels(&out), runs, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), runs, "stderr: {err}");
+}
+
+#[test]
+fn four_concurrent_clients_times_50_runs_get_their_own_answers() {
+    let p = Proxy::start("python");
+    let code = r#"import sys, time
+def main(args):
+    me = args["id"]
+    print("begin " + me)
+    print("begin " + me, file=sys.stderr)
+    time.sleep(0.001)
+    print("end " + me)
+    print("end " + me, file=sys.stderr)
+    return {"id": me, "echo": args["payload"]}
+"#;
+    assert_eq!(p.init_code(code, "main").status, 200);
+    let port = p.port;
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut connection = Connection::open(port);
+                for i in 0..50 {
+                    let id = format!("client{c}-run{i}");
+                    let payload = format!("{}", c * 1000 + i).repeat(c + 1);
+                    let body = json!({"value": {"id": id, "payload": payload}});
+                    let a = connection.post("/run", body.to_string().as_bytes());
+                    assert_eq!(a.status, 200, "{id}: {}", String::from_utf8_lossy(&a.body));
+                    assert_eq!(a.json(), json!({"id": id, "echo": payload}));
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a client got a wrong answer");
+    }
+
+    let (out, err) = p.logs_after(200);
+    for (name, text) in [("stdout", &out), ("stderr", &err)] {
+        assert_eq!(count_sentinels(text), 200, "{name}");
+        let mut ids = std::collections::BTreeSet::new();
+        let mut segment = Vec::new();
+        for line in text.lines() {
+            if line != SENTINEL {
+                segment.push(line);
+                continue;
+            }
+            // Each activation's logs are its own two lines, not interleaved with another's.
+            assert_eq!(segment.len(), 2, "{name}: {segment:?}");
+            let id = segment[0]
+                .strip_prefix("begin ")
+                .unwrap_or_else(|| panic!("{name}: {segment:?}"));
+            assert_eq!(segment[1], format!("end {id}"), "{name}");
+            assert!(ids.insert(id.to_string()), "{name}: {id} twice");
+            segment.clear();
+        }
+        assert!(segment.is_empty(), "{name}: unframed {segment:?}");
+        assert_eq!(ids.len(), 200, "{name}");
+    }
+}
+
+#[test]
+fn sentinel_is_on_its_own_line_when_output_lacks_a_final_newline() {
+    let p = Proxy::start("python");
+    let code = r#"import sys
+def main(args):
+    sys.stdout.write("out without newline")
+    sys.stderr.write("err without newline")
+    return {}
+"#;
+    assert_eq!(p.init_code(code, "main").status, 200);
+    assert_eq!(p.run(json!({})).status, 200);
+    assert_eq!(p.run(json!({})).status, 200);
+    let (out, err) = p.logs_after(2);
+    for (name, text, line) in [
+        ("stdout", &out, "out without newline"),
+        ("stderr", &err, "err without newline"),
+    ] {
+        assert_eq!(count_sentinels(text), 2, "{name}: {text:?}");
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(
+            lines.iter().filter(|l| **l == line).count(),
+            2,
+            "{name}: {text:?}"
+        );
+        assert!(
+            text.ends_with(&format!("{line}\n{SENTINEL}\n")),
+            "{name}: {text:?}"
+        );
+    }
+}
+
+#[test]
+fn module_level_output_lands_before_the_first_sentinel() {
+    let p = Proxy::start("python");
+    let code = r#"import sys
+print("module-level stdout")
+print("module-level stderr", file=sys.stderr)
+def main(args):
+    print("run stdout")
+    print("run stderr", file=sys.stderr)
+    return {}
+"#;
+    assert_eq!(p.init_code(code, "main").status, 200);
+    assert_eq!(p.run(json!({})).status, 200);
+    let (out, err) = p.logs_after(1);
+    for (name, text, loaded, ran) in [
+        ("stdout", &out, "module-level stdout", "run stdout"),
+        ("stderr", &err, "module-level stderr", "run stderr"),
+    ] {
+        assert_eq!(count_sentinels(text), 1, "{name}: {text}");
+        let first = before_first_sentinel(text);
+        let at_load = first
+            .find(loaded)
+            .unwrap_or_else(|| panic!("{name}: module output after the sentinel: {text}"));
+        let at_run = first
+            .find(ran)
+            .unwrap_or_else(|| panic!("{name}: run output after the sentinel: {text}"));
+        assert!(at_load < at_run, "{name}: {text}");
+    }
+}
+
+#[test]
+fn proxy_writes_nothing_between_activation_start_and_sentinel_by_default() {
+    let p = Proxy::start("python");
+    let code = r#"import sys
+def main(args):
+    n = args["n"]
+    print("out %d" % n)
+    print("err %d" % n, file=sys.stderr)
+    return args.get("r", {"n": n})
+"#;
+    assert_eq!(p.init_code(code, "main").status, 200);
+    // The action printed nothing while loading; whatever is there now is not an activation's.
+    let (out_base, err_base) = (p.stdout().len(), p.stderr().len());
+    assert_eq!(p.run(json!({"n": 1})).status, 200);
+    assert_eq!(p.run(json!({"n": 2, "r": "not an object"})).status, 502);
+    assert_eq!(p.post("/run", b"refused").status, 400);
+    assert_eq!(p.run(json!({"n": 3, "r": [3]})).status, 200);
+    let (out, err) = p.logs_after(3);
+    let expected = |stream: &str| {
+        (1..=3)
+            .map(|n| format!("{stream} {n}\n{SENTINEL}\n"))
+            .collect::<String>()
+    };
+    assert_eq!(&out[out_base..], expected("out"));
+    assert_eq!(&err[err_base..], expected("err"));
+}
+
+#[test]
+fn oversized_request_body_is_413_json() {
+    let p = Proxy::start_with("python", &[("OW_MAX_REQUEST_BYTES", "2000")], &[]);
+    let big = format!(
+        "def main(args):\n    return {{'pad': '{}'}}\n",
+        "x".repeat(4000)
+    );
+    let a = p.init_code(&big, "main");
+    assert_json_answer("oversized init", &a);
+    assert_eq!(a.status, 413, "{}", a.json());
+    assert_eq!(p.init_code(ECHO, "main").status, 200);
+    let a = p.run(json!({"r": {"pad": "y".repeat(4000)}}));
+    assert_json_answer("oversized run", &a);
+    assert_eq!(a.status, 413, "{}", a.json());
+    assert_eq!(
+        p.run(json!({"r": {"small": 1}})).json(),
+        json!({"small": 1})
+    );
+}
+
+#[test]
+fn log_init_error_mode_answers_the_fixed_texts_and_keeps_the_cause_in_the_logs() {
+    let p = Proxy::start_with("python", &[("OW_LOG_INIT_ERROR", "1")], &[]);
+    let a = p.init_code("import no_such_module_in_compat_mode\n", "main");
+    assert_eq!(a.status, 502);
+    assert_eq!(a.json(), json!({"error": CANNOT_START}));
+    let a = p.init_binary(&zip(&[("helper.py", b"x = 1\n")]), "main");
+    assert_eq!(a.status, 502);
+    assert_eq!(a.json(), json!({"error": CANNOT_LOCATE}));
+    let (out, err) = p.logs_after(2);
+    assert!(
+        before_first_sentinel(&err).contains("no_such_module_in_compat_mode"),
+        "stderr: {err}"
+    );
+    assert_eq!(count_sentinels(&out), 2, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 2, "stderr: {err}");
+    assert_eq!(p.init_code(ECHO, "main").status, 200);
+}
+
+#[test]
+fn debug_flag_sets_ow_debug_for_the_action() {
+    let code = "import os\ndef main(args):\n    return {'debug': os.environ.get('OW_DEBUG')}\n";
+    let quiet = Proxy::start("python");
+    assert_eq!(quiet.init_code(code, "main").status, 200);
+    assert_eq!(quiet.run(json!({})).json(), json!({"debug": null}));
+    for flag in ["-debug", "--debug"] {
+        let debug = Proxy::start_with("python", &[], &[flag]);
+        assert_eq!(debug.init_code(code, "main").status, 200);
+        assert_eq!(debug.run(json!({})).json(), json!({"debug": "1"}), "{flag}");
+    }
+}
+
+#[test]
+fn runtime_comes_from_the_flag_then_ow_runtime_then_python() {
+    let code = "import sys\ndef main(args):\n    return {'python': sys.version_info[0]}\n";
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 3] = [
+        (&[("OW_RUNTIME", "")], &[]),
+        (&[("OW_RUNTIME", "python")], &[]),
+        (&[("OW_RUNTIME", "nodejs")], &["--runtime", "python"]),
+    ];
+    for (env, args) in cases {
+        let p = Proxy::start_args(env, args);
+        let a = p.init_code(code, "main");
+        assert_eq!(a.status, 200, "{env:?} {args:?}: {}", a.json());
+        assert_eq!(
+            p.run(json!({})).json(),
+            json!({"python": 3}),
+            "{env:?} {args:?}"
+        );
+    }
+}
