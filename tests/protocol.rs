@@ -460,6 +460,8 @@ fn action_exit_during_run_is_400_command_exited_and_the_next_run_restarts() {
 def main(args):
     how = args.get("how")
     if how == "exit":
+        sys.stderr.write("last words before exiting\n")
+        sys.stderr.flush()
         os._exit(7)
     if how == "sysexit":
         sys.exit(5)
@@ -502,6 +504,12 @@ def main(args):
     let (out, err) = p.logs_after(runs);
     assert_eq!(count_sentinels(&out), runs, "stdout: {out}");
     assert_eq!(count_sentinels(&err), runs, "stderr: {err}");
+    // What the dying activation wrote is in its own part of the logs.
+    let second = err.split(&format!("{SENTINEL}\n")).nth(1).unwrap();
+    assert!(
+        second.contains("last words before exiting"),
+        "stderr: {err}"
+    );
 }
 
 #[test]
@@ -720,5 +728,78 @@ fn runtime_comes_from_the_flag_then_ow_runtime_then_python() {
             json!({"python": 3}),
             "{env:?} {args:?}"
         );
+    }
+}
+
+#[test]
+fn an_empty_zip_is_a_zip_without_entry() {
+    let p = Proxy::start("python");
+    // The end-of-central-directory record alone: a valid zip with no entries (`PK\x05\x06`).
+    let mut empty = b"PK\x05\x06".to_vec();
+    empty.extend_from_slice(&[0; 18]);
+    assert_eq!(empty, zip(&[]));
+    let a = p.init_binary(&empty, "main");
+    assert_eq!(a.status, 502, "{}", a.json());
+    assert!(a.error().starts_with(CANNOT_LOCATE), "{}", a.error());
+}
+
+#[test]
+fn run_without_value_passes_an_empty_object() {
+    let p = Proxy::start("python");
+    let code = "def main(args):\n    return {'args': args, 'type': type(args).__name__}\n";
+    assert_eq!(p.init_code(code, "main").status, 200);
+    for body in [
+        json!({}),
+        json!({"value": null}),
+        json!({"activation_id": "x"}),
+    ] {
+        let a = p.post_json("/run", &body);
+        assert_eq!(a.status, 200, "{body}: {}", a.json());
+        assert_eq!(a.json(), json!({"args": {}, "type": "dict"}), "{body}");
+    }
+}
+
+#[test]
+fn pretty_printed_run_body_with_line_breaks_works() {
+    let p = echo_proxy();
+    let body = "{\r\n  \"value\": {\n    \"text\": \"line one\\nline two\",\n    \"n\": [\n      1,\n      2\n    ]\n  },\n  \"activation_id\": \"pretty\"\n}\n";
+    let a = p.post("/run", body.as_bytes());
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json(), json!({"text": "line one\nline two", "n": [1, 2]}));
+    // The next request is answered on its own.
+    assert_eq!(p.run(json!({"r": {"next": 1}})).json(), json!({"next": 1}));
+}
+
+#[test]
+fn large_log_output_is_all_written_before_the_sentinel() {
+    let p = Proxy::start("python");
+    let code = r#"import sys
+def main(args):
+    n = args["lines"]
+    for i in range(n):
+        print("stdout line %06d %s" % (i, "x" * 60))
+        sys.stderr.write("stderr line %06d %s\n" % (i, "y" * 60))
+    return {"printed": n}
+"#;
+    assert_eq!(p.init_code(code, "main").status, 200);
+    let lines = 40_000; // about 3 MiB per stream, far beyond a pipe's buffer
+    assert_eq!(
+        p.run(json!({ "lines": lines })).json(),
+        json!({"printed": lines})
+    );
+    assert_eq!(p.run(json!({"lines": 1})).json(), json!({"printed": 1}));
+    let (out, err) = p.logs_after(2);
+    for (name, text) in [("stdout", &out), ("stderr", &err)] {
+        let all: Vec<&str> = text.lines().collect();
+        assert_eq!(count_sentinels(text), 2, "{name}");
+        let first = all.iter().position(|l| *l == SENTINEL).unwrap();
+        assert_eq!(first, lines, "{name}: lines before the first sentinel");
+        assert!(
+            all[first - 1].starts_with(&format!("{name} line {:06}", lines - 1)),
+            "{name}: {}",
+            all[first - 1]
+        );
+        assert_eq!(all.len(), lines + 3, "{name}");
+        assert_eq!(all[lines + 2], SENTINEL, "{name}");
     }
 }

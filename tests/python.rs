@@ -792,3 +792,11 @@ fn interpreter_comes_from_path_or_ow_interpreter() {
         json!({"mark": "from-ow-interpreter"})
     );
 }
+
+#[test]
+fn base64_source_that_is_not_an_archive_is_a_single_file() {
+    let p = python();
+    let code = "def main(args):\n    return {'from': 'base64 source'}\n";
+    init_binary_ok(&p, code.as_bytes(), "main");
+    assert_eq!(run_ok(&p, json!({})), json!({"from": "base64 source"}));
+}
