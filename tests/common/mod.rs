@@ -233,6 +233,11 @@ impl Connection {
         self.read_answer()
     }
 
+    /// The socket, e.g. to clone a handle that writes while this connection reads.
+    pub fn socket(&self) -> &TcpStream {
+        self.reader.get_ref()
+    }
+
     /// Sends raw bytes (e.g. a request cut short) without reading anything back.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.reader.get_mut().write_all(bytes).unwrap();
