@@ -252,7 +252,10 @@ PHP_LIBS='php-guzzlehttp-guzzle php-guzzlehttp-promises php-guzzlehttp-psr7 php-
 recipe_php() {
     cat <<EOF
 FROM $STANDIN_BASE
-RUN $APT_INSTALL php-cli composer $PHP_LIBS unzip ca-certificates && $APT_CLEAN
+# The official image has no php.ini (PHP's defaults: variables_order EGPCS fills \$_ENV); Debian's
+# sets GPCS. Drop it so the stand-in behaves like the official image.
+RUN $APT_INSTALL php-cli composer $PHP_LIBS unzip ca-certificates && $APT_CLEAN \\
+    && rm -f /etc/php/*/cli/php.ini
 ENV COMPOSER_HOME=/usr/local/share/composer-standin
 COPY composer-config.json /usr/local/share/composer-standin/config.json
 RUN cd /usr/share/php \\
