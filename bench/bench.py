@@ -44,9 +44,10 @@ MIB = 1024 * 1024
 # Sizes of the whole /run body; the value is a dict with one string field padded to fit.
 SIZES = [("60 B", 60), ("100 KiB", 100 * KIB), ("1 MiB", MIB)]
 # Timed iterations per size (before --quick scaling), and warm-up iterations.
-ITERATIONS = {"60 B": 2000, "100 KiB": 300, "1 MiB": 100}
+ITERATIONS = {"60 B": 4000, "100 KiB": 600, "1 MiB": 200}
 WARMUP = {"60 B": 200, "100 KiB": 30, "1 MiB": 10}
-ROUNDS = 5  # floor and proxy alternate this many times per size
+ROUNDS = 20  # floor and proxy alternate this many times per size, so load swings hit both
+INIT_RUNS = 7  # fresh proxies per /init kind (2 with --quick)
 
 LANGS = {
     "python": {
@@ -184,6 +185,18 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_ns(pid):
+    """CPU time of every thread of `pid` so far, in ns (/proc/PID/task/*/schedstat)."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
 
 
 def rss_kib(pid):
@@ -403,8 +416,9 @@ def timed_batch(call, body, count):
     return samples, answer
 
 
-def latency(floor, conn, raw, size, iterations, warmup):
-    """Floor and proxy, alternating in rounds; returns the figures for one size."""
+def latency(floor, conn, raw, size, iterations, warmup, proxy_pid=None):
+    """Floor and proxy, alternating in rounds; returns the figures for one size. With
+    `proxy_pid`, also the proxy's own CPU time per request (all its threads, not the child's)."""
     body = run_body(size)
     line = body + b"\n"
     want = echoed(body)
@@ -432,16 +446,28 @@ def latency(floor, conn, raw, size, iterations, warmup):
             call(arg)
 
     per_round = max(1, iterations // ROUNDS)
+    paired = []  # per round: proxy p50 - floor p50
+    cpu = [0, 0]  # proxy CPU ns, requests
     for r in range(ROUNDS):
         order = list(contenders)
         if r % 2:
             order.reverse()
+        medians = {}
         for name, call, arg, sink in order:
+            before = cpu_ns(proxy_pid) if proxy_pid and name != "floor" else None
             samples, answer = timed_batch(call, arg, per_round)
+            if before is not None:
+                after = cpu_ns(proxy_pid)
+                if after is not None:
+                    cpu[0] += after - before
+                    cpu[1] += per_round
+            medians[name] = statistics.median(samples)
             sink.extend(samples)
             if answer != want:
                 raise BenchError("%s answered %d bytes that are not the echo (%r...)" % (
                     name, len(answer), answer[:80]))
+        if "proxy" in medians:
+            paired.append(ms(medians["proxy"] - medians["floor"]))
 
     def stats(samples):
         if not samples:
@@ -459,6 +485,9 @@ def latency(floor, conn, raw, size, iterations, warmup):
     if conn:
         out["overhead_ms"] = out["proxy"]["p50_ms"] - out["floor"]["p50_ms"]
         out["ratio"] = out["proxy"]["p50_ms"] / out["floor"]["p50_ms"]
+        out["overhead_paired_rounds_ms"] = paired
+        if cpu[1]:
+            out["proxy_cpu_us_per_req"] = cpu[0] / cpu[1] / 1e3
     if raw:
         out["overhead_raw_client_ms"] = out["proxy_raw_client"]["p50_ms"] - out["floor"]["p50_ms"]
     return out
@@ -656,7 +685,8 @@ def bench_language(lang, binary, args, workdir, log):
             n = max(ROUNDS * 4, int(ITERATIONS[name] * scale))
             w = max(3, int(WARMUP[name] * scale))
             log("  %s %s: %d iterations x %s" % (lang, name, n, "floor/proxy" if proxy else "floor"))
-            out["latency"][name] = latency(floor, conn, raw if name == "60 B" else None, size, n, w)
+            out["latency"][name] = latency(floor, conn, raw if name == "60 B" else None, size, n, w,
+                                           proxy.proc.pid if proxy else None)
         if proxy:
             out["rss_after_kib"] = proxy.rss_kib()
             raw.close()
@@ -676,7 +706,7 @@ def bench_language(lang, binary, args, workdir, log):
         floor.close()
 
     # 3: /init, over fresh proxies
-    runs = 2 if args.quick else 5
+    runs = 2 if args.quick else INIT_RUNS
     if "proxy_error" in out:
         bare, bare_all = bare_start(interp, spec["bare"], max(5, runs * 2))
         out["init"] = {"bare_start_ms": bare, "runs": 0, "samples": {"bare": bare_all}}
@@ -714,6 +744,9 @@ def targets(results):
         if lat.get("60 B", {}).get("proxy"):
             o = lat["60 B"]["overhead_ms"]
             rows.append(("%s overhead @60 B <= 0.05 ms" % lang, "%.3f ms" % o, o <= TARGETS["overhead_60B_ms"]))
+            o = lat["60 B"].get("overhead_raw_client_ms")
+            if o is not None:
+                rows.append(("  same, raw-socket client", "%.3f ms" % o, o <= TARGETS["overhead_60B_ms"]))
         if lat.get("1 MiB", {}).get("proxy"):
             o = lat["1 MiB"]["overhead_ms"]
             rows.append(("%s overhead @1 MiB <= 2 ms" % lang, "%.3f ms" % o, o <= TARGETS["overhead_1MiB_ms"]))
@@ -747,14 +780,17 @@ def render(results):
     m = results["machine"]
     add("actionloop bench  %s  (%s, %s CPUs, %s%s)" % (
         results["date"], m["cpu"], m["cpus"], m["kernel"], ", --quick" if results["quick"] else ""))
+    add("  load average %s at start, %s at end (a shared machine: figures move with it)" % (
+        results["load_start"], results["load_end"]))
     for lang, r in results["languages"].items():
         if "skipped" in r:
             add("  %-7s skipped: %s" % (lang, r["skipped"]))
         else:
             add("  %-7s %s (%s)" % (lang, r.get("interpreter_version", "?"), r["interpreter"]))
     add("")
-    head = "%-16s %9s %9s %9s %9s %9s %7s %9s" % (
-        "latency, 1 conn", "floor p50", "floor p99", "proxy p50", "proxy p99", "overhead", "ratio", "req/s")
+    head = "%-16s %9s %9s %9s %9s %9s %7s %9s %8s" % (
+        "latency, 1 conn", "floor p50", "floor p99", "proxy p50", "proxy p99", "overhead", "ratio", "req/s",
+        "cpu/req")
     add(head)
     add("-" * len(head))
     notes = []
@@ -770,9 +806,11 @@ def render(results):
                 add("%-16s %s %s %9s %9s %9s %7s %9s" % (
                     "%s %s" % (lang, name), fmt_ms(f["p50_ms"]), fmt_ms(f["p99_ms"]), "-", "-", "-", "-", "-"))
                 continue
-            add("%-16s %s %s %s %s %s %6.2fx %9.0f" % (
+            cpu = x.get("proxy_cpu_us_per_req")
+            add("%-16s %s %s %s %s %s %6.2fx %9.0f %8s" % (
                 "%s %s" % (lang, name), fmt_ms(f["p50_ms"]), fmt_ms(f["p99_ms"]), fmt_ms(p["p50_ms"]),
-                fmt_ms(p["p99_ms"]), ("%+.3f" % x["overhead_ms"]).rjust(9), x["ratio"], p["req_per_s"]))
+                fmt_ms(p["p99_ms"]), ("%+.3f" % x["overhead_ms"]).rjust(9), x["ratio"], p["req_per_s"],
+                "-" if cpu is None else "%.0f us" % cpu))
             if x.get("proxy_raw_client"):
                 q = x["proxy_raw_client"]
                 add("%-16s %9s %9s %s %s %s %6.2fx %9.0f" % (
@@ -783,7 +821,8 @@ def render(results):
             add("%-16s proxy failed (see notes below)" % lang)
             notes.append("%s: %s" % (lang, r["proxy_error"][:600]))
     add("(ms; floor = the interpreter's own JSON line loop on pipes; proxy = HTTP via http.client;")
-    add(" raw-socket cli = same proxy through a minimal hand-written HTTP client, for the client's share)")
+    add(" raw-socket cli = same proxy through a minimal hand-written HTTP client, for the client's share;")
+    add(" cpu/req = the proxy process's own CPU time per request, from /proc/PID/task/*/schedstat)")
     add("")
     head = "%-16s %9s %9s %9s %s" % ("/init (median)", "bare", "cold", "prewarm", "  runs")
     add(head)
@@ -881,6 +920,7 @@ def main():
         "binary": os.path.relpath(args.binary, ROOT),
         "binary_bytes": os.path.getsize(args.binary),
         "targets": TARGETS,
+        "load_start": "%.2f %.2f %.2f" % os.getloadavg(),
         "languages": {},
     }
     workdir = tempfile.mkdtemp(prefix="actionloop-floor-")
@@ -893,6 +933,7 @@ def main():
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["seconds"] = time.time() - started
+    results["load_end"] = "%.2f %.2f %.2f" % os.getloadavg()
     results["target_rows"] = [{"target": n, "value": v, "met": ok} for n, v, ok in targets(results)]
     print(render(results))
     print("\n(%.0f s)" % results["seconds"])
