@@ -229,8 +229,9 @@ class Floor:
         answers_r, answers_w = os.pipe()
         grow_pipe(answers_w)
         try:
-            # pass_fds keeps the write end open in the child; the child's fd 3 must be it, so
-            # it is dup2'ed there after fork (close_fds would close a plain dup2 onto 3).
+            # The child's fd 3 must be the write end. When os.pipe() gave us fd 3, pass_fds
+            # is enough; otherwise it is dup2'ed onto 3 after fork, with close_fds off (it
+            # would close the new fd 3; our other fds are close-on-exec anyway).
             self.proc = subprocess.Popen(
                 [interp, script],
                 stdin=subprocess.PIPE,
@@ -287,14 +288,17 @@ class Proxy:
         env.update(env_extra or {})
         self.port = free_port()
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--runtime", lang],
-            cwd=self.dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(self.dir, "stderr.log"), "wb"),
-        )
+        # stdout carries only the activation sentinels: /dev/null; stderr is kept for the
+        # error messages of a failing run (a sentinel line per activation lands there too).
+        with open(os.path.join(self.dir, "stderr.log"), "wb") as stderr:
+            self.proc = subprocess.Popen(
+                [binary, "--port", str(self.port), "--runtime", lang],
+                cwd=self.dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
         self.conns = []
 
     def wait_port(self, timeout=10.0):
