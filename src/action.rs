@@ -200,9 +200,7 @@ impl Action {
                 }
             },
         };
-        if let Err(e @ (ProxyError::BadAnswer(_) | ProxyError::Exited(_))) = &outcome {
-            logs::explain(&format!("actionloop: {}", e.message()));
-        }
+        // The error body names the cause; the activation's logs stay the action's own (SPEC §4).
         child.frame_logs().await;
         match outcome {
             Ok(answer) => classify(answer),

@@ -83,7 +83,9 @@ async fn run(State(state): State<Arc<AppState>>, request: Request) -> Response {
     }
 }
 
-async fn not_found() -> Response {
+/// Reads (and drops) the body first, so that the connection stays usable for the next request.
+async fn not_found(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let _ = body(request, state.body_limit).await;
     ProxyError::NotFound.into_response()
 }
 

@@ -127,7 +127,7 @@ def run(function, request):
             result = loop.run_until_complete(result)
     except Exception as err:
         traceback.print_exc()
-        result = {"error": str(err) or type(err).__name__}
+        result = {"error": str(err)}
     if result is None:
         result = {}
     flush_logs()
