@@ -66,9 +66,15 @@ async fn init(State(state): State<Arc<AppState>>, request: Request) -> Response 
         let bytes = body(request, state.body_limit).await?;
         state.proxy.init(&bytes).await
     };
-    match outcome.await {
+    let started = std::time::Instant::now();
+    let outcome = outcome.await;
+    tracing::debug!(elapsed = ?started.elapsed(), ok = outcome.is_ok(), "/init");
+    match outcome {
         Ok(()) => json(StatusCode::OK, b"{\"ok\":true}".to_vec()),
-        Err(e) => e.into_response(),
+        Err(e) => {
+            tracing::debug!(error = %e.message(), "/init failed");
+            e.into_response()
+        }
     }
 }
 
@@ -77,9 +83,15 @@ async fn run(State(state): State<Arc<AppState>>, request: Request) -> Response {
         let bytes = body(request, state.body_limit).await?;
         state.proxy.run(&bytes).await
     };
-    match outcome.await {
+    let started = std::time::Instant::now();
+    let outcome = outcome.await;
+    tracing::debug!(elapsed = ?started.elapsed(), ok = outcome.is_ok(), "/run");
+    match outcome {
         Ok(answer) => json(StatusCode::OK, answer),
-        Err(e) => e.into_response(),
+        Err(e) => {
+            tracing::debug!(error = %e.message(), "/run failed");
+            e.into_response()
+        }
     }
 }
 
