@@ -7,7 +7,9 @@ For python, nodejs and php (a language whose interpreter is missing is skipped),
    serialise the value, a line out on fd 3), driven directly from here, no HTTP;
 2. proxy: target/release/actionloop with an echo action over ONE keep-alive HTTP/1.1
    connection (http.client, TCP_NODELAY), at 60 B, 100 KiB and 1 MiB, measured in rounds
-   alternating with the floor so that machine noise hits both alike;
+   alternating with the floor so that machine noise hits both alike; in the same rounds, the
+   repo's launcher alone on pipes and the proxy through a minimal raw-socket HTTP client, which
+   split the overhead into launcher, proxy and client shares, and the proxy's CPU per request;
 3. /init latency of a plain hello action, "cold" (sent as soon as the port opens) and
    "prewarmed" (sent once the proxy has been up 1 s), against the interpreter's bare start;
 4. the proxy's RSS idle (after /init) and after the traffic;
@@ -56,6 +58,8 @@ LANGS = {
         "echo": "def main(args):\n    return args\n",
         "hello": 'def main(args):\n    return {"greeting": "hello " + args.get("name", "world")}\n',
         "sleep": "import time\n\ndef main(args):\n    time.sleep(0.01)\n    return args\n",
+        "launcher": "python/launcher.py",
+        "source": "main__.py",
         "floor_name": "floor.py",
         "floor": (
             "import json, os, sys\n"
@@ -80,6 +84,8 @@ LANGS = {
             "  return new Promise((resolve) => setTimeout(() => resolve(args), 10));\n"
             "}\nmodule.exports.main = main;\n"
         ),
+        "launcher": "nodejs/launcher.js",
+        "source": "index.js",
         "floor_name": "floor.js",
         "floor": (
             "const fs = require('fs');\n"
@@ -109,6 +115,8 @@ LANGS = {
             "    return ['greeting' => 'hello ' . ($args['name'] ?? 'world')];\n}\n"
         ),
         "sleep": "<?php\nfunction main(array $args): array { usleep(10000); return $args; }\n",
+        "launcher": "php/launcher.php",
+        "source": "index.php",
         "floor_name": "floor.php",
         "floor": (
             "<?php\n"
@@ -225,7 +233,7 @@ def fmt_ms(v, width=9):
 class Floor:
     """A minimal loop in the interpreter: stdin in, fd 3 out, driven straight from here."""
 
-    def __init__(self, interp, script):
+    def __init__(self, interp, script, cwd=None):
         answers_r, answers_w = os.pipe()
         grow_pipe(answers_w)
         try:
@@ -234,6 +242,7 @@ class Floor:
             # would close the new fd 3; our other fds are close-on-exec anyway).
             self.proc = subprocess.Popen(
                 [interp, script],
+                cwd=cwd,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -270,6 +279,18 @@ class Floor:
             self.proc.kill()
             self.proc.wait()
         self.answers.close()
+
+
+class LauncherLoop(Floor):
+    """The repo's own launcher (runtimes/<lang>/launcher.*) on pipes, no proxy: the echo action
+    loaded through the prewarm init line. Splits the overhead into launcher and proxy shares."""
+
+    def __init__(self, interp, launcher, action_dir, file):
+        super().__init__(interp, launcher, cwd=action_dir)
+        init = json.dumps({"dir": action_dir, "file": file, "main": "main", "env": {}})
+        ack = self.call(init.encode() + b"\n")
+        if json.loads(ack).get("ok") is not True:
+            raise BenchError("the launcher did not load the echo action: %s" % ack[:200])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,7 +445,7 @@ def timed_batch(call, body, count):
     return samples, answer
 
 
-def latency(floor, conn, raw, size, iterations, warmup, proxy_pid=None):
+def latency(floor, conn, raw, size, iterations, warmup, proxy_pid=None, launcher=None):
     """Floor and proxy, alternating in rounds; returns the figures for one size. With
     `proxy_pid`, also the proxy's own CPU time per request (all its threads, not the child's)."""
     body = run_body(size)
@@ -443,8 +464,10 @@ def latency(floor, conn, raw, size, iterations, warmup, proxy_pid=None):
             raise BenchError("/run answered %d: %s" % (status, answer[:200]))
         return answer
 
-    floor_s, proxy_s, raw_s = [], [], []
+    floor_s, proxy_s, raw_s, launcher_s = [], [], [], []
     contenders = [("floor", floor.call, line, floor_s)]
+    if launcher:
+        contenders.append(("launcher", launcher.call, line, launcher_s))
     if conn:
         contenders.append(("proxy", via_proxy, body, proxy_s))
     if raw:
@@ -462,7 +485,7 @@ def latency(floor, conn, raw, size, iterations, warmup, proxy_pid=None):
             order.reverse()
         medians = {}
         for name, call, arg, sink in order:
-            before = cpu_ns(proxy_pid) if proxy_pid and name != "floor" else None
+            before = cpu_ns(proxy_pid) if proxy_pid and name in ("proxy", "raw") else None
             samples, answer = timed_batch(call, arg, per_round)
             if before is not None:
                 after = cpu_ns(proxy_pid)
@@ -490,6 +513,9 @@ def latency(floor, conn, raw, size, iterations, warmup, proxy_pid=None):
     out = {"bytes": size, "floor": stats(floor_s), "proxy": stats(proxy_s)}
     if raw:
         out["proxy_raw_client"] = stats(raw_s)
+    if launcher:
+        out["launcher"] = stats(launcher_s)
+        out["launcher_overhead_ms"] = out["launcher"]["p50_ms"] - out["floor"]["p50_ms"]
     if conn:
         out["overhead_ms"] = out["proxy"]["p50_ms"] - out["floor"]["p50_ms"]
         out["ratio"] = out["proxy"]["p50_ms"] / out["floor"]["p50_ms"]
@@ -663,15 +689,26 @@ def bench_language(lang, binary, args, workdir, log):
     with open(script, "w") as f:
         f.write(spec["floor"])
 
-    # 1 + 2: floor and proxy latency, alternating
+    # 1 + 2: floor and proxy latency, alternating (and the launcher alone, for the split)
     floor = Floor(interp, script)
-    proxy = conn = raw = None
+    proxy = conn = raw = launcher = None
     out["latency"] = {}
     try:
         try:
             floor.call(run_body(60) + b"\n")
         except (BenchError, OSError) as e:
             return {"skipped": "the floor loop does not run: %s" % e}
+        action_dir = os.path.join(workdir, "launcher-" + lang)
+        os.makedirs(action_dir, exist_ok=True)
+        with open(os.path.join(action_dir, spec["source"]), "w") as f:
+            f.write(spec["echo"])
+        try:
+            launcher = LauncherLoop(interp, os.path.join(ROOT, "runtimes", spec["launcher"]), action_dir,
+                                    spec["source"])
+        except (BenchError, OSError, ValueError) as e:
+            out["launcher_error"] = str(e)
+            log("  %s: the launcher alone does not run (%s); measuring without it" % (lang, e))
+            launcher = None
         try:
             proxy = Proxy(binary, lang)
             proxy.wait_port().close()
@@ -694,7 +731,7 @@ def bench_language(lang, binary, args, workdir, log):
             w = max(3, int(WARMUP[name] * scale))
             log("  %s %s: %d iterations x %s" % (lang, name, n, "floor/proxy" if proxy else "floor"))
             out["latency"][name] = latency(floor, conn, raw, size, n, w,
-                                           proxy.proc.pid if proxy else None)
+                                           proxy.proc.pid if proxy else None, launcher)
         if proxy:
             out["rss_after_kib"] = proxy.rss_kib()
             raw.close()
@@ -711,6 +748,8 @@ def bench_language(lang, binary, args, workdir, log):
             raw.close()
         if proxy:
             proxy.close()
+        if launcher:
+            launcher.close()
         floor.close()
 
     # 3: /init, over fresh proxies
@@ -822,6 +861,12 @@ def render(results):
                 "%s %s" % (lang, name), fmt_ms(f["p50_ms"]), fmt_ms(f["p99_ms"]), fmt_ms(p["p50_ms"]),
                 fmt_ms(p["p99_ms"]), ("%+.3f" % x["overhead_ms"]).rjust(9), x["ratio"], p["req_per_s"],
                 "-" if cpu is None else "%.0f us" % cpu))
+            if x.get("launcher"):
+                q = x["launcher"]
+                add("%-16s %9s %9s %s %s %s %6.2fx %9.0f" % (
+                    "  launcher, pipes", "", "", fmt_ms(q["p50_ms"]), fmt_ms(q["p99_ms"]),
+                    ("%+.3f" % x["launcher_overhead_ms"]).rjust(9), q["p50_ms"] / f["p50_ms"],
+                    q["req_per_s"]))
             if x.get("proxy_raw_client"):
                 q = x["proxy_raw_client"]
                 add("%-16s %9s %9s %s %s %s %6.2fx %9.0f" % (
@@ -832,6 +877,7 @@ def render(results):
             add("%-16s proxy failed (see notes below)" % lang)
             notes.append("%s: %s" % (lang, r["proxy_error"][:600]))
     add("(ms; floor = the interpreter's own JSON line loop on pipes; proxy = HTTP via http.client;")
+    add(" launcher, pipes = the repo's launcher loaded with the echo action, driven like the floor (no proxy);")
     add(" raw-socket cli = same proxy through a minimal hand-written HTTP client, for the client's share;")
     add(" cpu/req = the proxy process's own CPU time per request, from /proc/PID/task/*/schedstat)")
     add("")
