@@ -1,0 +1,805 @@
+//! Node.js semantics (SPEC §5, issue 3) and the canonical runtime cases of the OpenWhisk runtime
+//! test suites, against the real binary and the real `node`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const CANNOT_START: &str = "Cannot start action. Check logs for details.";
+const CANNOT_LOCATE: &str =
+    "The action failed to generate or locate a binary. See logs for details.";
+const NOT_A_DICTIONARY: &str = "The action did not return a dictionary or array.";
+const MISSING_CODE: &str = "Missing main/no code to execute.";
+const ALREADY_INITIALIZED: &str = "Cannot initialize the action more than once.";
+const MISSING_ENTRY: &str =
+    "zipped actions must contain either package.json or index.js at the root.";
+
+fn node() -> Proxy {
+    require("node");
+    Proxy::start("nodejs")
+}
+
+/// Initialises plain code and fails loudly with the proxy's answer and logs.
+fn init_ok(p: &Proxy, code: &str, main: &str) {
+    let a = p.init_code(code, main);
+    assert_eq!(a.status, 200, "init: {} / stderr: {}", a.json(), p.stderr());
+}
+
+fn init_binary_ok(p: &Proxy, bytes: &[u8], main: &str) {
+    let a = p.init_binary(bytes, main);
+    assert_eq!(a.status, 200, "init: {} / stderr: {}", a.json(), p.stderr());
+}
+
+/// `/run` that must answer 200; returns the result.
+fn run_ok(p: &Proxy, value: Value) -> Value {
+    let a = p.run(value);
+    assert_eq!(
+        a.status,
+        200,
+        "run: {} / stderr: {}",
+        String::from_utf8_lossy(&a.body),
+        p.stderr()
+    );
+    a.json()
+}
+
+/// The stream's text before its first sentinel line.
+fn before_first_sentinel(text: &str) -> &str {
+    match text.find(&format!("{SENTINEL}\n")) {
+        Some(i) => &text[..i],
+        None => text,
+    }
+}
+
+/// A proxy running `code` as a single file, answering 200 to `{}` with `expected`.
+fn assert_single_file(code: &str, main: &str, expected: Value) {
+    let p = node();
+    init_ok(&p, code, main);
+    assert_eq!(run_ok(&p, json!({})), expected, "code: {code}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The canonical cases
+
+#[test]
+fn empty_code_is_403_missing_main() {
+    let p = node();
+    for value in [json!({"code": ""}), json!({"code": null, "main": "main"})] {
+        let a = p.init(value.clone());
+        assert_eq!(a.status, 403, "{value}");
+        assert_eq!(a.json(), json!({"error": MISSING_CODE}), "{value}");
+    }
+    init_ok(&p, "function main() { return {after: 'refusals'} }", "main");
+    assert_eq!(run_ok(&p, json!({})), json!({"after": "refusals"}));
+}
+
+#[test]
+fn empty_init_object_is_403_missing_main() {
+    let p = node();
+    for body in [json!({}), json!({"value": {}})] {
+        let a = p.post_json("/init", &body);
+        assert_eq!(a.status, 403, "{body}");
+        assert_eq!(a.json(), json!({"error": MISSING_CODE}), "{body}");
+    }
+    // Refusals reached no action: no sentinel.
+    assert_eq!(count_sentinels(&p.stdout()), 0);
+    init_ok(&p, "function main(args) { return args }", "main");
+    assert_eq!(run_ok(&p, json!({"x": 1})), json!({"x": 1}));
+}
+
+#[test]
+fn result_that_is_not_an_object_or_array_is_502() {
+    let p = node();
+    init_ok(&p, "function main(args) { return args.r }", "main");
+    for value in [json!("text"), json!(42), json!(1.5), json!(true)] {
+        let a = p.run(json!({ "r": value }));
+        assert_eq!(a.status, 502, "{value}: {}", a.json());
+        assert_eq!(a.json(), json!({"error": NOT_A_DICTIONARY}), "{value}");
+    }
+    assert_eq!(run_ok(&p, json!({"r": [1, "two"]})), json!([1, "two"]));
+    assert_eq!(run_ok(&p, json!({"r": {"ok": true}})), json!({"ok": true}));
+}
+
+#[test]
+fn second_init_is_403_without_a_sentinel_and_keeps_the_first_action() {
+    let p = node();
+    init_ok(&p, "function main() { return {which: 'first'} }", "main");
+    let again = p.init_code("function main() { return {which: 'second'} }", "main");
+    assert_eq!(again.status, 403);
+    assert_eq!(again.json(), json!({"error": ALREADY_INITIALIZED}));
+    assert_eq!(run_ok(&p, json!({})), json!({"which": "first"}));
+    let (out, err) = p.logs_after(1);
+    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+    assert!(
+        before_first_sentinel(&err).contains(ALREADY_INITIALIZED),
+        "{err}"
+    );
+}
+
+#[test]
+fn entry_point_other_than_main() {
+    let code = r#"
+function main() { return {called: "main"} }
+function niam(args) { return {called: "niam", greeting: "hello " + (args.name || "stranger")} }
+"#;
+    let p = node();
+    init_ok(&p, code, "niam");
+    assert_eq!(
+        run_ok(&p, json!({"name": "Jane"})),
+        json!({"called": "niam", "greeting": "hello Jane"})
+    );
+    // Without `main` in the request, the function is `main`.
+    let p = node();
+    assert_eq!(p.init(json!({"code": code})).status, 200);
+    assert_eq!(run_ok(&p, json!({})), json!({"called": "main"}));
+}
+
+#[test]
+fn echo_of_four_values_with_logs_and_exactly_four_sentinels_per_stream() {
+    let code = r#"function main(args) {
+    console.log("hello stdout!");
+    console.error("hello stderr!");
+    return args;
+}"#;
+    let p = node();
+    init_ok(&p, code, "main");
+    let values = [
+        json!({"a": "b"}),
+        json!({"n": 1, "f": 2.5, "neg": -3}),
+        json!({"nested": {"list": [1, {"x": null}], "t": true}, "empty": {}}),
+        json!({}),
+    ];
+    for value in &values {
+        assert_eq!(&run_ok(&p, value.clone()), value);
+    }
+    let (out, err) = p.logs_after(4);
+    assert_eq!(out, format!("hello stdout!\n{SENTINEL}\n").repeat(4));
+    assert_eq!(err, format!("hello stderr!\n{SENTINEL}\n").repeat(4));
+}
+
+#[test]
+fn unicode_in_source_params_logs_and_result() {
+    let code = r#"// Grüße aus Köln: 日本語, ☃, 🎉
+const GREETING = "Grüße 🎉";
+function main(args) {
+    const text = args.text;
+    console.log("stdout: " + text);
+    console.error("stderr: " + text);
+    return {echo: text, greeting: GREETING, "länge": [...text].length, reversed: [...text].reverse().join("")};
+}"#;
+    let text = "Ünïcödé ☃ 日本語 🎉 \u{1F600} ñ";
+    let p = node();
+    init_ok(&p, code, "main");
+    let reversed: String = text.chars().rev().collect();
+    assert_eq!(
+        run_ok(&p, json!({ "text": text })),
+        json!({
+            "echo": text,
+            "greeting": "Grüße 🎉",
+            "länge": text.chars().count(),
+            "reversed": reversed,
+        })
+    );
+    let (out, err) = p.logs_after(1);
+    assert!(out.lines().any(|l| l == format!("stdout: {text}")), "{out}");
+    assert!(err.lines().any(|l| l == format!("stderr: {text}")), "{err}");
+}
+
+#[test]
+fn activation_context_is_in_the_environment_with_api_host_whole() {
+    let api_host = "https://openwhisk.example.org:443/api?a=b=c";
+    require("node");
+    let p = Proxy::start_with("nodejs", &[("__OW_API_HOST", api_host)], &[]);
+    let code = r#"
+const KEYS = ["API_HOST", "NAMESPACE", "ACTION_NAME", "ACTION_VERSION", "ACTIVATION_ID",
+              "TRANSACTION_ID", "API_KEY", "DEADLINE", "VALUE"];
+function main() {
+    return Object.fromEntries(KEYS.map((k) => [k, process.env["__OW_" + k] ?? null]));
+}"#;
+    init_ok(&p, code, "main");
+    for activation in ["0123456789abcdef", "fedcba9876543210"] {
+        let a = p.post_json(
+            "/run",
+            &json!({
+                "value": {"some": "argument"},
+                "namespace": "guest",
+                "action_name": "/guest/ctx",
+                "action_version": "0.0.1",
+                "activation_id": activation,
+                "transaction_id": "tx-42",
+                "api_key": "user:secret==",
+                "deadline": "4102444800000",
+            }),
+        );
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        assert_eq!(
+            a.json(),
+            json!({
+                "API_HOST": api_host,
+                "NAMESPACE": "guest",
+                "ACTION_NAME": "/guest/ctx",
+                "ACTION_VERSION": "0.0.1",
+                "ACTIVATION_ID": activation,
+                "TRANSACTION_ID": "tx-42",
+                "API_KEY": "user:secret==",
+                "DEADLINE": "4102444800000",
+                "VALUE": null,
+            })
+        );
+    }
+}
+
+#[test]
+fn non_string_context_values_are_exported_compact() {
+    let code = r#"
+function main() {
+    return Object.fromEntries(["DEADLINE", "EXTRA", "FLAG", "NOTHING"].map((k) => [k, process.env["__OW_" + k]]));
+}"#;
+    let p = node();
+    init_ok(&p, code, "main");
+    let body = json!({"value": {}, "deadline": 123, "extra": {"a": {}, "b": []}, "flag": true, "nothing": null});
+    let a = p.post_json("/run", &body);
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(
+        a.json(),
+        json!({"DEADLINE": "123", "EXTRA": "{\"a\":{},\"b\":[]}", "FLAG": "true", "NOTHING": "null"})
+    );
+}
+
+#[test]
+fn init_env_is_set_before_the_code_loads() {
+    let code = r#"
+const KEYS = ["GREETING", "EMPTY", "NUMBER", "OBJECT", "UNICODE"];
+const AT_LOAD = Object.fromEntries(KEYS.map((k) => [k, process.env[k] ?? null]));
+function main() {
+    return {at_load: AT_LOAD, at_run: Object.fromEntries(KEYS.map((k) => [k, process.env[k] ?? null]))};
+}"#;
+    let p = node();
+    let a = p.init(json!({
+        "code": code,
+        "main": "main",
+        "env": {"GREETING": "hello", "EMPTY": "", "NUMBER": 123, "OBJECT": {"a": [true, null]}, "UNICODE": "Grüße ☃"},
+    }));
+    assert_eq!(a.status, 200, "{}", a.json());
+    let expected = json!({
+        "GREETING": "hello",
+        "EMPTY": "",
+        "NUMBER": "123",
+        "OBJECT": "{\"a\":[true,null]}",
+        "UNICODE": "Grüße ☃",
+    });
+    assert_eq!(
+        run_ok(&p, json!({})),
+        json!({"at_load": expected, "at_run": expected})
+    );
+}
+
+#[test]
+fn one_mib_argument_is_echoed() {
+    let p = node();
+    init_ok(&p, "function main(args) { return args }", "main");
+    let big: String = (0..1024 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let value = json!({"big": big, "tail": "end"});
+    let result = run_ok(&p, value.clone());
+    assert_eq!(result["big"].as_str().map(str::len), Some(1024 * 1024));
+    assert_eq!(result, value);
+    assert_eq!(run_ok(&p, json!({"small": 1})), json!({"small": 1}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single files
+
+#[test]
+fn single_file_top_level_function_main() {
+    assert_single_file(
+        "function helper() { return 1 }\nfunction main() { return {how: 'top-level', n: helper()} }",
+        "main",
+        json!({"how": "top-level", "n": 1}),
+    );
+    // Also a top-level const arrow function.
+    assert_single_file(
+        "'use strict';\nconst main = async () => ({how: 'const'});",
+        "main",
+        json!({"how": "const"}),
+    );
+}
+
+#[test]
+fn single_file_exports_main() {
+    assert_single_file(
+        "exports.main = () => ({how: 'exports.main'})",
+        "main",
+        json!({"how": "exports.main"}),
+    );
+}
+
+#[test]
+fn single_file_module_exports_main() {
+    assert_single_file(
+        "module.exports.main = () => ({how: 'module.exports.main'})",
+        "main",
+        json!({"how": "module.exports.main"}),
+    );
+}
+
+#[test]
+fn single_file_module_exports_is_the_function() {
+    assert_single_file(
+        "module.exports = function (args) { return {how: 'module.exports = fn'} }",
+        "main",
+        json!({"how": "module.exports = fn"}),
+    );
+}
+
+#[test]
+fn single_file_global_main() {
+    assert_single_file(
+        "global.main = () => ({how: 'global.main'})",
+        "main",
+        json!({"how": "global.main"}),
+    );
+}
+
+#[test]
+fn single_file_es_module_is_detected() {
+    // `export function`, with an import and top-level await.
+    let code = r#"import { platform } from "node:os";
+const ready = await Promise.resolve("awaited at load");
+export function main() { return {how: "export function", ready, os: typeof platform()} }"#;
+    assert_single_file(
+        code,
+        "main",
+        json!({"how": "export function", "ready": "awaited at load", "os": "string"}),
+    );
+    assert_single_file(
+        "export default async function (args) { return {how: 'export default'} }",
+        "main",
+        json!({"how": "export default"}),
+    );
+    // A function that the module does not export is still found by its name.
+    assert_single_file(
+        "import path from 'node:path';\nfunction niam() { return {how: 'unexported', sep: path.sep} }",
+        "niam",
+        json!({"how": "unexported", "sep": "/"}),
+    );
+}
+
+#[test]
+fn missing_entry_function_fails_init_naming_it() {
+    let p = node();
+    let a = p.init_code("function main() { return {} }", "no_such_function");
+    assert_eq!(a.status, 502, "{}", a.json());
+    let error = a.error();
+    assert!(error.starts_with(CANNOT_START), "{error}");
+    assert!(error.contains("no_such_function"), "{error}");
+    // A builtin global is not the action's function.
+    let a = p.init_code("function main() { return {} }", "setTimeout");
+    assert_eq!(a.status, 502, "{}", a.json());
+    init_ok(&p, "function main() { return {ok: 1} }", "main");
+    assert_eq!(run_ok(&p, json!({})), json!({"ok": 1}));
+}
+
+#[test]
+fn syntax_error_fails_init_and_the_logs_name_it() {
+    let p = node();
+    let a = p.init_code("function main(args) {\n  return {a: 1 }}\n}\n", "main");
+    assert_eq!(a.status, 502, "{}", a.json());
+    let error = a.error();
+    let detail = error
+        .strip_prefix(&format!("{CANNOT_START} "))
+        .unwrap_or_else(|| panic!("{error}"));
+    assert!(detail.starts_with("SyntaxError: "), "{error}");
+    assert!(!error.contains('\n'), "{error}");
+    let (out, err) = p.logs_after(1);
+    let cause = before_first_sentinel(&err);
+    assert!(cause.contains("SyntaxError"), "{err}");
+    assert!(cause.contains("index.js:3"), "the file and line: {err}");
+    assert!(!out.contains("SyntaxError"), "{out}");
+    // Also in an ES module.
+    let p = node();
+    let a = p.init_code(
+        "import fs from 'node:fs';\nexport function main( {}\n",
+        "main",
+    );
+    assert_eq!(a.status, 502, "{}", a.json());
+    assert!(a.error().contains("SyntaxError"), "{}", a.error());
+    let (_, err) = p.logs_after(1);
+    assert!(before_first_sentinel(&err).contains("SyntaxError"), "{err}");
+}
+
+#[test]
+fn exception_at_load_fails_init_with_its_message() {
+    let p = node();
+    let a = p.init_code(
+        "throw new Error('boom at load');\nfunction main() {}",
+        "main",
+    );
+    assert_eq!(a.status, 502);
+    assert_eq!(a.error(), format!("{CANNOT_START} Error: boom at load"));
+    let (_, err) = p.logs_after(1);
+    assert!(
+        before_first_sentinel(&err).contains("Error: boom at load\n    at "),
+        "the stack: {err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zips
+
+fn index_js(body: &str) -> String {
+    format!("module.exports.main = {body};\n")
+}
+
+#[test]
+fn zip_uses_package_json_main() {
+    let package = br#"{"name": "action", "main": "lib/app.js"}"#;
+    let app = index_js("() => ({from: 'lib/app.js'})");
+    let index = index_js("() => ({from: 'index.js'})");
+    let p = node();
+    init_binary_ok(
+        &p,
+        &zip(&[
+            ("package.json", package),
+            ("lib/app.js", app.as_bytes()),
+            ("index.js", index.as_bytes()),
+        ]),
+        "main",
+    );
+    assert_eq!(run_ok(&p, json!({})), json!({"from": "lib/app.js"}));
+}
+
+#[test]
+fn zip_without_package_json_uses_index_js() {
+    let index = index_js("() => ({from: 'index.js'})");
+    let p = node();
+    init_binary_ok(&p, &zip(&[("index.js", index.as_bytes())]), "main");
+    assert_eq!(run_ok(&p, json!({})), json!({"from": "index.js"}));
+}
+
+#[test]
+fn zip_main_names_a_file_and_a_nested_property() {
+    let handlers = "exports.hello = () => ({which: 'handlers.hello'});\n\
+                    exports.api = { v1: { get: () => ({which: 'handlers.api.v1.get'}) } };\n";
+    let index = index_js("() => ({which: 'index'})");
+    let files = [
+        ("index.js", index.as_bytes()),
+        ("handlers.js", handlers.as_bytes()),
+    ];
+    let p = node();
+    init_binary_ok(&p, &zip(&files), "handlers.hello");
+    assert_eq!(run_ok(&p, json!({})), json!({"which": "handlers.hello"}));
+    let p = node();
+    init_binary_ok(&p, &zip(&files), "handlers.api.v1.get");
+    assert_eq!(
+        run_ok(&p, json!({})),
+        json!({"which": "handlers.api.v1.get"})
+    );
+    // A property that is not there fails /init.
+    let p = node();
+    let a = p.init_binary(&zip(&files), "handlers.api.v2.get");
+    assert_eq!(a.status, 502, "{}", a.json());
+    assert!(a.error().starts_with(CANNOT_START), "{}", a.error());
+}
+
+#[test]
+fn zip_bundled_node_modules_resolve() {
+    let index = "const pad = require('left-pad-lite');\nconst { twice } = require('@scope/twice');\n\
+                 exports.main = (args) => ({padded: pad(args.s, 5), twice: twice(args.s)});\n";
+    let files: [(&str, &[u8]); 5] = [
+        ("index.js", index.as_bytes()),
+        (
+            "node_modules/left-pad-lite/package.json",
+            br#"{"name": "left-pad-lite", "main": "pad.js"}"#,
+        ),
+        (
+            "node_modules/left-pad-lite/pad.js",
+            b"module.exports = (s, n) => s.padStart(n, '.');\n",
+        ),
+        (
+            "node_modules/@scope/twice/index.js",
+            b"exports.twice = (s) => s + s;\n",
+        ),
+        ("package.json", br#"{"name": "with-deps"}"#),
+    ];
+    let p = node();
+    init_binary_ok(&p, &zip(&files), "main");
+    assert_eq!(
+        run_ok(&p, json!({"s": "ab"})),
+        json!({"padded": "...ab", "twice": "abab"})
+    );
+}
+
+#[test]
+fn zip_type_module_loads_es_modules() {
+    let files: [(&str, &[u8]); 3] = [
+        ("package.json", br#"{"type": "module", "main": "app.js"}"#),
+        (
+            "app.js",
+            b"import { shout } from './util.js';\nexport async function main(args) { return {esm: shout('hi')} }\n",
+        ),
+        ("util.js", b"export const shout = (s) => s.toUpperCase() + '!';\n"),
+    ];
+    let p = node();
+    init_binary_ok(&p, &zip(&files), "main");
+    assert_eq!(run_ok(&p, json!({})), json!({"esm": "HI!"}));
+}
+
+#[test]
+fn zip_mjs_files_load_as_es_modules() {
+    let files: [(&str, &[u8]); 3] = [
+        ("package.json", br#"{"main": "entry.mjs"}"#),
+        (
+            "entry.mjs",
+            b"export default function (args) { return {mjs: 'default'} }\n",
+        ),
+        (
+            "other.mjs",
+            b"export const handlers = { go: () => ({mjs: 'other.handlers.go'}) };\n",
+        ),
+    ];
+    let p = node();
+    init_binary_ok(&p, &zip(&files), "main");
+    assert_eq!(run_ok(&p, json!({})), json!({"mjs": "default"}));
+    let p = node();
+    init_binary_ok(&p, &zip(&files), "other.handlers.go");
+    assert_eq!(run_ok(&p, json!({})), json!({"mjs": "other.handlers.go"}));
+}
+
+#[test]
+fn zip_without_package_json_or_index_js_fails_saying_so() {
+    let p = node();
+    let a = p.init_binary(&zip(&[("main.js", b"exports.main = () => ({})\n")]), "main");
+    assert_eq!(a.status, 502, "{}", a.json());
+    let error = a.error();
+    assert!(error.starts_with(CANNOT_LOCATE), "{error}");
+    assert!(error.contains(MISSING_ENTRY), "{error}");
+    let (_, err) = p.logs_after(1);
+    assert!(before_first_sentinel(&err).contains(MISSING_ENTRY), "{err}");
+}
+
+#[test]
+fn the_working_directory_is_the_action_folder() {
+    let code = r#"const fs = require("fs");
+function main() {
+    return {same: __dirname === process.cwd(), sibling: fs.readdirSync(".").includes("index.js"), cwd: process.cwd()};
+}"#;
+    let p = node();
+    init_ok(&p, code, "main");
+    let result = run_ok(&p, json!({}));
+    assert_eq!(result["same"], json!(true), "{result}");
+    assert_eq!(result["sibling"], json!(true), "{result}");
+    assert!(
+        result["cwd"].as_str().unwrap().contains("/action/"),
+        "{result}"
+    );
+
+    let index = "const fs = require('fs');\nexports.main = () => ({same: __dirname === process.cwd(), \
+                 data: fs.readFileSync('data/info.txt', 'utf8')});\n";
+    let p = node();
+    init_binary_ok(
+        &p,
+        &zip(&[("index.js", index.as_bytes()), ("data/info.txt", b"packed")]),
+        "main",
+    );
+    assert_eq!(
+        run_ok(&p, json!({})),
+        json!({"same": true, "data": "packed"})
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+#[test]
+fn promises_are_awaited_and_undefined_or_null_is_an_empty_object() {
+    let code = r#"
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function main(args) {
+    await sleep(20);
+    if (args.kind === "undefined") return undefined;
+    if (args.kind === "null") return null;
+    if (args.kind === "then") return new Promise((r) => setTimeout(() => r({thenable: true}), 20));
+    if (args.kind === "nothing") { console.log("returns nothing"); return; }
+    return {awaited: args.n * 2};
+}"#;
+    let p = node();
+    init_ok(&p, code, "main");
+    assert_eq!(run_ok(&p, json!({"n": 21})), json!({"awaited": 42}));
+    for kind in ["undefined", "null", "nothing"] {
+        assert_eq!(run_ok(&p, json!({ "kind": kind })), json!({}), "{kind}");
+    }
+    assert_eq!(
+        run_ok(&p, json!({"kind": "then"})),
+        json!({"thenable": true})
+    );
+}
+
+#[test]
+fn thrown_or_rejected_error_keeps_its_message_and_its_stack_goes_to_stderr() {
+    let code = r#"
+async function main(args) {
+    if (args.how === "throw") throw new Error("app error");
+    if (args.how === "reject") return Promise.reject(new TypeError("rejected " + args.why));
+    if (args.how === "async") { await null; throw new RangeError("after await"); }
+    return {fine: true};
+}"#;
+    let p = node();
+    init_ok(&p, code, "main");
+    assert_eq!(
+        run_ok(&p, json!({"how": "throw"})),
+        json!({"error": "Error: app error"})
+    );
+    assert_eq!(
+        run_ok(&p, json!({"how": "reject", "why": "x"})),
+        json!({"error": "TypeError: rejected x"})
+    );
+    assert_eq!(
+        run_ok(&p, json!({"how": "async"})),
+        json!({"error": "RangeError: after await"})
+    );
+    assert_eq!(run_ok(&p, json!({})), json!({"fine": true}));
+    let (out, err) = p.logs_after(4);
+    let first = before_first_sentinel(&err);
+    assert!(first.contains("Error: app error\n    at main ("), "{err}");
+    assert!(first.contains("index.js:"), "{err}");
+    assert!(err.contains("TypeError: rejected x"), "{err}");
+    assert!(!out.contains("app error"), "no stack on stdout: {out}");
+    assert!(!out.contains("    at "), "no stack on stdout: {out}");
+}
+
+#[test]
+fn rejected_plain_value_is_the_error_itself() {
+    let code = r#"
+function main(args) {
+    if (args.how === "object") return Promise.reject({code: 42, reason: "plain"});
+    if (args.how === "string") throw "thrown string";
+    if (args.how === "nothing") return Promise.reject();
+    return {fine: true};
+}"#;
+    let p = node();
+    init_ok(&p, code, "main");
+    assert_eq!(
+        run_ok(&p, json!({"how": "object"})),
+        json!({"error": {"code": 42, "reason": "plain"}})
+    );
+    assert_eq!(
+        run_ok(&p, json!({"how": "string"})),
+        json!({"error": "thrown string"})
+    );
+    assert_eq!(run_ok(&p, json!({"how": "nothing"})), json!({"error": {}}));
+    assert_eq!(run_ok(&p, json!({})), json!({"fine": true}));
+}
+
+#[test]
+fn stray_exceptions_and_rejections_do_not_kill_the_loop() {
+    let code = r#"
+let count = 0;
+function main(args) {
+    count += 1;
+    if (args.how === "timer") {
+        setTimeout(() => { throw new Error("thrown in a timer") }, 10);
+        return new Promise(() => {});
+    }
+    if (args.how === "unhandled") {
+        Promise.reject(new Error("nobody handles me"));
+        return new Promise((resolve) => setTimeout(() => resolve({late: true}), 200));
+    }
+    if (args.how === "later") {
+        setTimeout(() => { throw new Error("thrown between activations") }, 20);
+        setTimeout(() => Promise.reject(new Error("rejected between activations")), 20);
+    }
+    return {count};
+}"#;
+    let p = node();
+    init_ok(&p, code, "main");
+    // During an activation: that activation's answer.
+    assert_eq!(
+        run_ok(&p, json!({"how": "timer"})),
+        json!({"error": "Error: thrown in a timer"})
+    );
+    assert_eq!(
+        run_ok(&p, json!({"how": "unhandled"})),
+        json!({"error": "Error: nobody handles me"})
+    );
+    // Between activations: logged, and the loop goes on. The late resolution of the second
+    // activation is dropped, not taken for the next answer.
+    assert_eq!(run_ok(&p, json!({"how": "later"})), json!({"count": 3}));
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(run_ok(&p, json!({})), json!({"count": 4}));
+    let (_, err) = p.logs_after(4);
+    for text in [
+        "thrown in a timer",
+        "nobody handles me",
+        "thrown between activations",
+        "rejected between activations",
+    ] {
+        assert!(err.contains(text), "{text}: {err}");
+    }
+}
+
+#[test]
+fn unserialisable_result_is_502_and_the_action_keeps_serving() {
+    let code = r#"
+let count = 0;
+function main(args) {
+    count += 1;
+    if (args.kind === "bigint") return {n: 1n};
+    if (args.kind === "circular") { const o = {}; o.self = o; return o; }
+    if (args.kind === "toJSON") return {x: {toJSON() { throw new Error("no JSON for you") }}};
+    return {count};
+}"#;
+    let p = node();
+    init_ok(&p, code, "main");
+    for kind in ["bigint", "circular", "toJSON"] {
+        let a = p.run(json!({ "kind": kind }));
+        assert_eq!(a.status, 502, "{kind}: {}", a.json());
+        assert!(!a.error().is_empty(), "{kind}");
+    }
+    assert_eq!(run_ok(&p, json!({})), json!({"count": 4}));
+    let (out, err) = p.logs_after(4);
+    assert_eq!(count_sentinels(&out), 4, "{out}");
+    assert_eq!(count_sentinels(&err), 4, "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Channels and logs
+
+#[test]
+fn the_action_cannot_read_or_forge_the_protocol_channels() {
+    let code = r#"const fs = require("fs");
+const { spawnSync } = require("child_process");
+let count = 0;
+function main() {
+    count += 1;
+    const child = spawnSync("cat", [], {stdio: ["inherit", "pipe", "inherit"], timeout: 5000});
+    let own;
+    try { own = fs.readFileSync(0, "utf8"); } catch (e) { own = e.code; }
+    try { fs.writeSync(3, '{"forged":true}\n'); } catch (e) {}
+    return {count, child: child.stdout.toString(), own};
+}"#;
+    let p = node();
+    init_ok(&p, code, "main");
+    for n in 1..=3 {
+        assert_eq!(
+            run_ok(&p, json!({"n": n})),
+            json!({"count": n, "child": "", "own": ""})
+        );
+    }
+}
+
+#[test]
+fn output_written_during_an_activation_precedes_its_sentinel() {
+    let code = r#"
+async function main(args) {
+    process.stdout.write("x".repeat(args.size) + "\n");
+    await new Promise((r) => setTimeout(r, 10));
+    process.stdout.write("last words without newline");
+    process.stderr.write("e".repeat(args.size) + "\n");
+    return {};
+}"#;
+    let size = 512 * 1024;
+    let p = node();
+    init_ok(&p, code, "main");
+    run_ok(&p, json!({ "size": size }));
+    run_ok(&p, json!({ "size": 10 }));
+    let (out, err) = p.logs_after(2);
+    let first = before_first_sentinel(&out);
+    assert!(
+        first.contains(&"x".repeat(size)),
+        "{} bytes before the sentinel",
+        first.len()
+    );
+    assert!(
+        first.ends_with("last words without newline\n"),
+        "{}",
+        &first[first.len().saturating_sub(60)..]
+    );
+    assert!(before_first_sentinel(&err).contains(&"e".repeat(size)));
+    assert_eq!(count_sentinels(&out), 2);
+    assert_eq!(count_sentinels(&err), 2);
+}
