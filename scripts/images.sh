@@ -583,21 +583,27 @@ smoke_one() {
             fi
         done
     fi
-    # Logs: stdout and stderr of the container (the action's output and the sentinels).
-    local logs sentinels=0 printed=0
+    # Logs: the container's stdout and stderr, apart (docker and podman logs keep the streams).
+    local out err logs out_sentinels err_sentinels printed
     sleep 0.3
-    logs=$(eng logs "$name" 2>&1 || true)
-    sentinels=$(grep -cx "$SENTINEL" <<<"$logs" || true)
-    printed=$(grep -c "^smoke: $rt action" <<<"$logs" || true)
+    out=$(eng logs "$name" 2>/dev/null || true)
+    err=$(eng logs "$name" 2>&1 >/dev/null || true)
+    logs="$out"$'\n'"$err"
+    out_sentinels=$(grep -cx "$SENTINEL" <<<"$out" || true)
+    err_sentinels=$(grep -cx "$SENTINEL" <<<"$err" || true)
+    printed=$(grep -c "^smoke: $rt action" <<<"$out" || true)
     if [[ -z $fail ]]; then
         # Two activations: one sentinel on stdout and one on stderr each.
-        if ((sentinels < 4)); then
-            fail="expected 4 sentinel lines in the container logs (2 activations x stdout+stderr), saw $sentinels"
-        elif ((printed < 2)); then
-            fail="the action's own output is missing from the container logs"
+        if ((out_sentinels != 2 || err_sentinels != 2)); then
+            fail="expected 2 sentinel lines on stdout and 2 on stderr (2 activations), saw $out_sentinels and $err_sentinels"
+        elif ((printed != 2)); then
+            fail="the action's own output is missing from the container's stdout"
         fi
     fi
-    printf '    logs: %s sentinel lines, %s action lines, uid %s\n' "$sentinels" "$printed" "${user:-?}"
+    printf '    logs: stdout %s action lines + %s sentinels, stderr %s sentinels; uid %s\n' \
+        "$printed" "$out_sentinels" "$err_sentinels" "${user:-?}"
+    grep -E "^smoke: |^$SENTINEL\$" <<<"$out" | head -n 6 | sed 's/^/      stdout | /' || true
+    grep -E "^smoke: |^$SENTINEL\$" <<<"$err" | head -n 4 | sed 's/^/      stderr | /' || true
     if [[ -n $fail ]]; then
         printf -- '---- container logs (%s) ----\n%s\n----\n' "$name" "$logs" >&2
     fi
@@ -609,7 +615,7 @@ smoke_one() {
         return 1
     fi
     SMOKE_RESULT[$rt]=ok
-    SMOKE_DETAIL[$rt]="init ok, 2 runs ok, $sentinels sentinels, $(($(now) - t0)) s"
+    SMOKE_DETAIL[$rt]="init ok, 2 runs ok, sentinels 2+2, $(($(now) - t0)) s"
     log "smoke $img: ok"
 }
 
@@ -629,6 +635,24 @@ summary() {
         ((${#STANDINS_BUILT[@]})) && echo "  (built in this run: ${STANDINS_BUILT[*]})"
     fi
     return 0
+}
+
+show_sizes() {
+    local rt img
+    for rt in "${RUNTIMES[@]}"; do
+        img=$(image_name "$rt")
+        image_exists "$img" || continue
+        printf '%-44s %s\n' "$img" "$(human "$(image_size "$img")")"
+    done
+    if [[ $ENGINE == podman ]]; then
+        local ref name
+        for name in "$RUST_IMAGE" "$PYTHON_IMAGE" "$NODE_IMAGE" "$PHP_IMAGE" "$COMPOSER_IMAGE" "$STANDIN_BASE"; do
+            ref=$(qualify "$name")
+            if image_exists "$ref" && [[ -n $(image_label "$ref" actionloop.standin) ]]; then
+                printf '%-44s %s  (local stand-in)\n' "$ref" "$(human "$(image_size "$ref")")"
+            fi
+        done
+    fi
 }
 
 # ---------------------------------------------------------------- main
@@ -674,7 +698,7 @@ standins)
     echo "stand-ins in use: ${STANDINS_USED[*]:-none}"
     ;;
 sizes)
-    eng images --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E "(^|/)$IMAGE_PREFIX-|standin" || true
+    show_sizes
     ;;
 clean)
     for rt in "${RUNTIMES[@]}"; do eng rmi -f "$(image_name "$rt")" >/dev/null 2>&1 || true; done
