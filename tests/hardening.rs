@@ -374,6 +374,22 @@ fn ends_within(pid: u32, within: Duration) -> bool {
     !running(pid)
 }
 
+/// Kills the processes a test started through the proxy, should they still run when it ends
+/// (a failing test must not leave a `sleep 1000` behind).
+struct KillOnDrop(Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if running(pid) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
 fn wait_for_file(path: &Path, within: Duration) -> String {
     let deadline = Instant::now() + within;
     loop {
@@ -963,11 +979,18 @@ fn malformed_json_and_wrong_types_get_400() {
         b"\"a string\"",
         b"42",
         b"null",
+        // Not UTF-8 inside a string: not JSON either (RFC 8259 section 8.1).
+        b"{\"value\": {\"k\": \"v\xfe\"}}",
+        b"{\"value\": {\"binar\x8ey\": false}}",
     ];
     for body in bad_runs {
         let answer = proxy.post("/run", body);
-        let is_json_error =
-            serde_json::from_slice::<Value>(&answer.body).is_ok_and(|v| v["error"].is_string());
+        // Refused at the door, not by a launcher that chokes on it.
+        let is_json_error = serde_json::from_slice::<Value>(&answer.body).is_ok_and(|v| {
+            v["error"]
+                .as_str()
+                .is_some_and(|e| !e.contains("command exited"))
+        });
         if answer.status != 400 || !is_json_error {
             failures.push(format!(
                 "/run {:?}: got {} {}",
@@ -977,17 +1000,35 @@ fn malformed_json_and_wrong_types_get_400() {
             ));
         }
     }
+    // None of them reached the action: it still answers, and its logs hold one sentinel.
+    let run = proxy.run(json!({"n": 1}));
+    assert_eq!(run.json(), json!({"good": 1}));
+    let (out, err) = proxy.logs_after(1);
+    if count_sentinels(&out) != 1 || count_sentinels(&err) != 1 {
+        failures.push(format!(
+            "{} sentinels on stdout, {} on stderr after one good activation: refused \
+             requests reached the action",
+            count_sentinels(&out),
+            count_sentinels(&err)
+        ));
+    }
+    // An array is not the protocol's body, even one holding an object (last: if it is
+    // accepted, this proxy is initialised).
+    let fresh = Proxy::start("python");
+    let array = json!([{ "code": GOOD_ACTION }]).to_string();
+    let answer = fresh.post("/init", array.as_bytes());
+    if answer.status != 400 {
+        failures.push(format!(
+            "/init {array}: got {} {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        ));
+    }
     assert!(
         failures.is_empty(),
         "expected 400 with a JSON error:\n{}",
         failures.join("\n")
     );
-    // None of them reached the action: no sentinel, and it still answers.
-    let run = proxy.run(json!({"n": 1}));
-    assert_eq!(run.json(), json!({"good": 1}));
-    let (out, err) = proxy.logs_after(1);
-    assert_eq!(count_sentinels(&out), 1, "{out}");
-    assert_eq!(count_sentinels(&err), 1, "{err}");
 }
 
 #[test]
@@ -1086,6 +1127,8 @@ for line in sys.stdin:
         out.flush()
         time.sleep(0.1)
         out.write(answer[5:])
+    elif mode == "not-utf8":
+        out.write(b'{"id": "\xfe"}\n')
     elif mode == "string":
         out.write(b"\"just a string\"\n")
     else:
@@ -1111,13 +1154,14 @@ fn garbage_and_extra_lines_on_fd3_never_shift_answers() {
         "garbage",
         "garbage-then-answer",
         "string",
+        "not-utf8",
         "twice",
         "twice-later",
         "split",
     ] {
         let (bad_id, bad) = run(mode);
         let expected_status = match mode {
-            "garbage" | "garbage-then-answer" | "string" => 502,
+            "garbage" | "garbage-then-answer" | "string" | "not-utf8" => 502,
             _ => 200,
         };
         if bad.status != expected_status {
@@ -1366,6 +1410,8 @@ def main(args):
         serde_json::from_str(&wait_for_file(&pids_file, Duration::from_secs(10))).unwrap();
     let child = pids["child"].as_u64().unwrap() as u32;
     let grandchild = pids["grandchild"].as_u64().unwrap() as u32;
+    // Should the test fail, these must not outlive it.
+    let _cleanup = KillOnDrop(vec![child, grandchild]);
     assert!(running(child) && running(grandchild));
 
     let started = Instant::now();
