@@ -3,7 +3,7 @@
 CARGO ?= cargo
 PORT ?= 8080
 
-.PHONY: help build release run test lint bench clean
+.PHONY: help build release run test lint bench clean fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -61,3 +61,17 @@ smoke-nodejs: ## build and smoke-test the Node.js image
 
 smoke-php: ## build and smoke-test the PHP image
 	$(IMAGES_SH) smoke php
+
+# `make fuzz`: cargo-fuzz (`cargo install cargo-fuzz`) on the stable toolchain. Seeds come from
+# fuzz/corpus/<target> (checked in), what the fuzzer learns goes to fuzz/target/corpus/<target>,
+# crashes to fuzz/artifacts/<target>.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= init_request package answer
+
+fuzz: ## run each fuzz target for a bounded time
+	@status=0; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/target/corpus/$$t; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t fuzz/target/corpus/$$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || status=1; \
+	done; exit $$status

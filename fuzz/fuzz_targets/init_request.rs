@@ -1,0 +1,55 @@
+//! The request bodies, as the invoker (or anyone who can reach the port) sends them:
+//! `/init` through `parse_init` (and the base64 decoding of its code), `/run` through
+//! `prepare_run`. Neither may panic, and what they accept must keep its promises: a JSON
+//! object, its environment usable, and the `/run` line the very same JSON on one line.
+
+#![no_main]
+
+mod known;
+
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(init) = actionloop::request::parse_init(data) {
+        let skip = known::known_utf8(data, |v| v.is_object() || v.is_array())
+            || known::known_init_array(data);
+        if !skip {
+            let sent = serde_json::from_slice::<Value>(data);
+            assert!(
+                sent.as_ref().is_ok_and(Value::is_object),
+                "parse_init accepted a body that is not a JSON object: {sent:?}"
+            );
+        }
+        assert!(!init.main.is_empty(), "main defaults to 'main'");
+        assert!(
+            init.code.as_deref() != Some(""),
+            "empty code counts as none"
+        );
+        for (key, value) in &init.env {
+            assert!(
+                !key.is_empty() && !key.contains(['=', '\0']),
+                "env key {key:?}"
+            );
+            assert!(!value.contains('\0'), "env value of {key:?} holds NUL");
+        }
+        if let Some(code) = &init.code {
+            let _ = actionloop::package::decode(code, init.binary);
+        }
+    }
+
+    if let Ok(run) = actionloop::request::prepare_run(data) {
+        // One line for the child, and still the very same JSON object.
+        assert!(!run.line.contains(&b'\n') && !run.line.contains(&b'\r'));
+        if known::known_utf8(data, Value::is_object) {
+            return;
+        }
+        let sent = serde_json::from_slice::<Value>(data);
+        let Ok(sent) = sent else {
+            panic!("prepare_run accepted what is not JSON: {sent:?}");
+        };
+        assert!(sent.is_object(), "prepare_run accepted a non-object");
+        let folded: Value = serde_json::from_slice(&run.line).expect("the folded line is not JSON");
+        assert_eq!(sent, folded, "folding onto one line changed the request");
+    }
+});
