@@ -1,0 +1,667 @@
+//! PHP semantics (SPEC §5, issue 3) and the canonical runtime cases of the OpenWhisk runtime
+//! test suites, against the real binary and the real `php`.
+
+mod common;
+
+use common::*;
+
+const CANNOT_START: &str = "Cannot start action. Check logs for details.";
+const CANNOT_LOCATE: &str =
+    "The action failed to generate or locate a binary. See logs for details.";
+const NOT_A_DICTIONARY: &str = "The action did not return a dictionary or array.";
+const MISSING_CODE: &str = "Missing main/no code to execute.";
+const ALREADY_INITIALIZED: &str = "Cannot initialize the action more than once.";
+const MISSING_INDEX: &str = "zipped actions must contain index.php at the root.";
+
+fn php() -> Proxy {
+    require("php");
+    Proxy::start("php")
+}
+
+/// A proxy whose `php` also reads `ini` (an extra ini file, on top of the usual ones).
+fn php_with_ini(ini: &str) -> (Proxy, tempfile::TempDir) {
+    require("php");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("zz-test.ini"), ini).unwrap();
+    // A leading `:` keeps the compiled-in scan folder and adds ours.
+    let scan = format!(":{}", dir.path().display());
+    let p = Proxy::start_with("php", &[("PHP_INI_SCAN_DIR", &scan)], &[]);
+    (p, dir)
+}
+
+/// Initialises plain code and fails loudly with the proxy's answer and logs.
+fn init_ok(p: &Proxy, code: &str, main: &str) {
+    let a = p.init_code(code, main);
+    assert_eq!(a.status, 200, "init: {} / stderr: {}", a.json(), p.stderr());
+}
+
+fn init_binary_ok(p: &Proxy, bytes: &[u8], main: &str) {
+    let a = p.init_binary(bytes, main);
+    assert_eq!(a.status, 200, "init: {} / stderr: {}", a.json(), p.stderr());
+}
+
+/// `/run` that must answer 200; returns the result.
+fn run_ok(p: &Proxy, value: Value) -> Value {
+    let a = p.run(value);
+    assert_eq!(
+        a.status,
+        200,
+        "run: {} / stderr: {}",
+        String::from_utf8_lossy(&a.body),
+        p.stderr()
+    );
+    a.json()
+}
+
+/// The stream's text before its first sentinel line.
+fn before_first_sentinel(text: &str) -> &str {
+    match text.find(&format!("{SENTINEL}\n")) {
+        Some(i) => &text[..i],
+        None => text,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The canonical cases
+
+#[test]
+fn empty_code_is_403_missing_main() {
+    let p = php();
+    for value in [json!({"code": ""}), json!({"code": null, "main": "main"})] {
+        let a = p.init(value.clone());
+        assert_eq!(a.status, 403, "{value}");
+        assert_eq!(a.json(), json!({"error": MISSING_CODE}), "{value}");
+    }
+    init_ok(
+        &p,
+        "<?php function main() { return ['after' => 'refusals']; }",
+        "main",
+    );
+    assert_eq!(run_ok(&p, json!({})), json!({"after": "refusals"}));
+}
+
+#[test]
+fn empty_init_object_is_403_missing_main() {
+    let p = php();
+    for body in [json!({}), json!({"value": {}})] {
+        let a = p.post_json("/init", &body);
+        assert_eq!(a.status, 403, "{body}");
+        assert_eq!(a.json(), json!({"error": MISSING_CODE}), "{body}");
+    }
+    assert_eq!(count_sentinels(&p.stdout()), 0);
+    init_ok(
+        &p,
+        "<?php function main(array $args) { return $args; }",
+        "main",
+    );
+    assert_eq!(run_ok(&p, json!({"x": 1})), json!({"x": 1}));
+}
+
+#[test]
+fn result_that_is_not_an_object_or_array_is_502() {
+    let p = php();
+    init_ok(
+        &p,
+        "<?php function main(array $args) { return $args['r']; }",
+        "main",
+    );
+    for value in [json!("text"), json!(42), json!(1.5), json!(true)] {
+        let a = p.run(json!({ "r": value }));
+        assert_eq!(a.status, 502, "{value}: {}", a.json());
+        assert_eq!(a.json(), json!({"error": NOT_A_DICTIONARY}), "{value}");
+    }
+    assert_eq!(run_ok(&p, json!({"r": {"ok": true}})), json!({"ok": true}));
+}
+
+#[test]
+fn second_init_is_403_without_a_sentinel_and_keeps_the_first_action() {
+    let p = php();
+    init_ok(
+        &p,
+        "<?php function main() { return ['which' => 'first']; }",
+        "main",
+    );
+    let again = p.init_code(
+        "<?php function main() { return ['which' => 'second']; }",
+        "main",
+    );
+    assert_eq!(again.status, 403);
+    assert_eq!(again.json(), json!({"error": ALREADY_INITIALIZED}));
+    assert_eq!(run_ok(&p, json!({})), json!({"which": "first"}));
+    let (out, err) = p.logs_after(1);
+    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+    assert!(
+        before_first_sentinel(&err).contains(ALREADY_INITIALIZED),
+        "{err}"
+    );
+}
+
+#[test]
+fn entry_point_other_than_main() {
+    let code = r#"<?php
+function main(array $args) { return ["called" => "main"]; }
+function niam(array $args) { return ["called" => "niam", "greeting" => "hello " . ($args["name"] ?? "stranger")]; }
+"#;
+    let p = php();
+    init_ok(&p, code, "niam");
+    assert_eq!(
+        run_ok(&p, json!({"name": "Jane"})),
+        json!({"called": "niam", "greeting": "hello Jane"})
+    );
+    let p = php();
+    assert_eq!(p.init(json!({"code": code})).status, 200);
+    assert_eq!(run_ok(&p, json!({})), json!({"called": "main"}));
+}
+
+#[test]
+fn echo_of_four_values_with_logs_and_exactly_four_sentinels_per_stream() {
+    let code = r#"<?php
+function main(array $args) {
+    echo "hello stdout!\n";
+    fwrite(STDERR, "hello stderr!\n");
+    return $args;
+}"#;
+    let p = php();
+    init_ok(&p, code, "main");
+    let values = [
+        json!({"a": "b"}),
+        json!({"n": 1, "f": 2.5, "neg": -3}),
+        json!({"nested": {"list": [1, {"x": null}], "t": true}}),
+        json!({}),
+    ];
+    for value in &values {
+        assert_eq!(&run_ok(&p, value.clone()), value);
+    }
+    let (out, err) = p.logs_after(4);
+    assert_eq!(out, format!("hello stdout!\n{SENTINEL}\n").repeat(4));
+    assert_eq!(err, format!("hello stderr!\n{SENTINEL}\n").repeat(4));
+}
+
+#[test]
+fn unicode_in_source_params_logs_and_result() {
+    let code = r#"<?php
+// Grüße aus Köln: 日本語, ☃, 🎉
+const GREETING = "Grüße 🎉 / ok";
+function main(array $args) {
+    $text = $args["text"];
+    echo "stdout: $text\n";
+    fwrite(STDERR, "stderr: $text\n");
+    return ["echo" => $text, "greeting" => GREETING, "länge" => preg_match_all('/./u', $text)];
+}"#;
+    let text = "Ünïcödé ☃ 日本語 🎉 \u{1F600} ñ";
+    let p = php();
+    init_ok(&p, code, "main");
+    let a = p.run(json!({ "text": text }));
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(
+        a.json(),
+        json!({"echo": text, "greeting": "Grüße 🎉 / ok", "länge": text.chars().count()})
+    );
+    // Unicode and slashes travel unescaped.
+    let body = String::from_utf8(a.body.clone()).unwrap();
+    assert!(body.contains("Grüße 🎉 / ok"), "{body}");
+    let (out, err) = p.logs_after(1);
+    assert!(out.lines().any(|l| l == format!("stdout: {text}")), "{out}");
+    assert!(err.lines().any(|l| l == format!("stderr: {text}")), "{err}");
+}
+
+#[test]
+fn activation_context_is_in_the_environment_with_api_host_whole() {
+    let api_host = "https://openwhisk.example.org:443/api?a=b=c";
+    require("php");
+    let p = Proxy::start_with("php", &[("__OW_API_HOST", api_host)], &[]);
+    let code = r#"<?php
+const KEYS = ["API_HOST", "NAMESPACE", "ACTION_NAME", "ACTION_VERSION", "ACTIVATION_ID",
+              "TRANSACTION_ID", "API_KEY", "DEADLINE", "VALUE"];
+function main(array $args) {
+    $out = [];
+    foreach (KEYS as $k) {
+        $v = getenv("__OW_$k");
+        $out[$k] = $v === false ? null : $v;
+    }
+    return $out;
+}"#;
+    init_ok(&p, code, "main");
+    for activation in ["0123456789abcdef", "fedcba9876543210"] {
+        let a = p.post_json(
+            "/run",
+            &json!({
+                "value": {"some": "argument"},
+                "namespace": "guest",
+                "action_name": "/guest/ctx",
+                "action_version": "0.0.1",
+                "activation_id": activation,
+                "transaction_id": "tx-42",
+                "api_key": "user:secret==",
+                "deadline": "4102444800000",
+            }),
+        );
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        assert_eq!(
+            a.json(),
+            json!({
+                "API_HOST": api_host,
+                "NAMESPACE": "guest",
+                "ACTION_NAME": "/guest/ctx",
+                "ACTION_VERSION": "0.0.1",
+                "ACTIVATION_ID": activation,
+                "TRANSACTION_ID": "tx-42",
+                "API_KEY": "user:secret==",
+                "DEADLINE": "4102444800000",
+                "VALUE": null,
+            })
+        );
+    }
+}
+
+#[test]
+fn non_string_context_values_are_exported_compact() {
+    let code = r#"<?php
+function main(array $args) {
+    $out = [];
+    foreach (["DEADLINE", "EXTRA", "FLAG", "NOTHING"] as $k) {
+        $out[$k] = getenv("__OW_$k");
+    }
+    return $out;
+}"#;
+    let p = php();
+    init_ok(&p, code, "main");
+    let body = json!({"value": {}, "deadline": 123, "extra": {"a": {}, "b": []}, "flag": true, "nothing": null});
+    let a = p.post_json("/run", &body);
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(
+        a.json(),
+        json!({"DEADLINE": "123", "EXTRA": "{\"a\":{},\"b\":[]}", "FLAG": "true", "NOTHING": "null"})
+    );
+}
+
+#[test]
+fn init_env_is_set_before_the_code_loads() {
+    let code = r#"<?php
+const KEYS = ["GREETING", "EMPTY", "NUMBER", "OBJECT", "UNICODE"];
+function snapshot() {
+    $out = [];
+    foreach (KEYS as $k) {
+        $v = getenv($k);
+        $out[$k] = ["getenv" => $v === false ? null : $v, "env" => $_ENV[$k] ?? null];
+    }
+    return $out;
+}
+$atLoad = snapshot();
+function main(array $args) {
+    global $atLoad;
+    return ["at_load" => $atLoad, "at_run" => snapshot()];
+}"#;
+    let p = php();
+    let a = p.init(json!({
+        "code": code,
+        "main": "main",
+        "env": {"GREETING": "hello", "EMPTY": "", "NUMBER": 123, "OBJECT": {"a": [true, null]}, "UNICODE": "Grüße ☃"},
+    }));
+    assert_eq!(a.status, 200, "{}", a.json());
+    let both = |v: &str| json!({"getenv": v, "env": v});
+    let expected = json!({
+        "GREETING": both("hello"),
+        "EMPTY": both(""),
+        "NUMBER": both("123"),
+        "OBJECT": both("{\"a\":[true,null]}"),
+        "UNICODE": both("Grüße ☃"),
+    });
+    assert_eq!(
+        run_ok(&p, json!({})),
+        json!({"at_load": expected, "at_run": expected})
+    );
+}
+
+#[test]
+fn one_mib_argument_is_echoed() {
+    let p = php();
+    init_ok(
+        &p,
+        "<?php function main(array $args) { return $args; }",
+        "main",
+    );
+    let big: String = (0..1024 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let value = json!({"big": big, "tail": "end"});
+    let result = run_ok(&p, value.clone());
+    assert_eq!(result["big"].as_str().map(str::len), Some(1024 * 1024));
+    assert_eq!(result, value);
+    assert_eq!(run_ok(&p, json!({"small": 1})), json!({"small": 1}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+#[test]
+fn zip_index_php_with_vendor_autoload_loaded_first() {
+    let autoload = br#"<?php
+spl_autoload_register(function ($class) {
+    require __DIR__ . '/../src/' . str_replace('\\', '/', $class) . '.php';
+});
+define('AUTOLOADED_FIRST', true);
+"#;
+    let index = br#"<?php
+use App\Greeter;
+$loadedFirst = defined('AUTOLOADED_FIRST');
+$greeter = new Greeter('Hello');
+function main(array $args) {
+    global $greeter, $loadedFirst;
+    return ["greeting" => $greeter->greet($args["name"] ?? "zip"), "first" => $loadedFirst,
+            "data" => trim(file_get_contents("data/info.txt"))];
+}
+"#;
+    let greeter = br#"<?php
+namespace App;
+class Greeter {
+    public function __construct(private string $word) {}
+    public function greet(string $name): string { return "$this->word, $name"; }
+}
+"#;
+    let files: [(&str, &[u8]); 4] = [
+        ("index.php", index),
+        ("vendor/autoload.php", autoload),
+        ("src/App/Greeter.php", greeter),
+        ("data/info.txt", b"packed\n"),
+    ];
+    let p = php();
+    init_binary_ok(&p, &zip(&files), "main");
+    assert_eq!(
+        run_ok(&p, json!({"name": "PHP"})),
+        json!({"greeting": "Hello, PHP", "first": true, "data": "packed"})
+    );
+}
+
+#[test]
+fn zip_without_index_php_fails_saying_so() {
+    let p = php();
+    let a = p.init_binary(
+        &zip(&[("main.php", b"<?php function main() { return []; }")]),
+        "main",
+    );
+    assert_eq!(a.status, 502, "{}", a.json());
+    let error = a.error();
+    assert!(error.starts_with(CANNOT_LOCATE), "{error}");
+    assert!(error.contains(MISSING_INDEX), "{error}");
+    let (_, err) = p.logs_after(1);
+    assert!(before_first_sentinel(&err).contains(MISSING_INDEX), "{err}");
+}
+
+#[test]
+fn parse_error_fails_init_with_the_parse_error() {
+    let p = php();
+    let a = p.init_code(
+        "<?php\nfunction main(array $args) {\n  return ['a' => 1]\n}\n",
+        "main",
+    );
+    assert_eq!(a.status, 502, "{}", a.json());
+    let error = a.error();
+    assert!(error.starts_with(CANNOT_START), "{error}");
+    assert!(error.contains("syntax error"), "{error}");
+    assert!(!error.contains('\n'), "{error}");
+    let (_, err) = p.logs_after(1);
+    assert!(
+        before_first_sentinel(&err).contains("syntax error"),
+        "{err}"
+    );
+    // The failure did not count.
+    init_ok(&p, "<?php function main() { return ['ok' => 1]; }", "main");
+    assert_eq!(run_ok(&p, json!({})), json!({"ok": 1}));
+}
+
+#[test]
+fn missing_main_function_fails_init() {
+    let p = php();
+    let a = p.init_code("<?php function niam() { return []; }", "main");
+    assert_eq!(a.status, 502, "{}", a.json());
+    let error = a.error();
+    assert!(error.starts_with(CANNOT_START), "{error}");
+    assert!(error.contains("'main'"), "{error}");
+    // And a fatal error while loading (not an exception) fails /init too, saying why.
+    let a = p.init_code("<?php function strlen($s) { return 0; }", "main");
+    assert_eq!(a.status, 502, "{}", a.json());
+    assert!(a.error().contains("Cannot redeclare"), "{}", a.error());
+}
+
+#[test]
+fn text_outside_php_tags_and_echo_do_not_corrupt_the_result() {
+    let code = "Plain text before the tag {\"not\": \"a result\"}\n<?php\n\
+                function main(array $args) { echo \"{\\\"echoed\\\": 1}\\n\"; print \"printed\\n\"; \
+                return [\"ok\" => true]; }\n?>\nText after the closing tag\n";
+    let p = php();
+    init_ok(&p, code, "main");
+    assert_eq!(run_ok(&p, json!({})), json!({"ok": true}));
+    assert_eq!(run_ok(&p, json!({})), json!({"ok": true}));
+    let (out, _) = p.logs_after(2);
+    let first = before_first_sentinel(&out);
+    assert!(first.contains("Plain text before the tag"), "{out}");
+    assert!(first.contains("Text after the closing tag"), "{out}");
+    assert!(first.contains("{\"echoed\": 1}\nprinted\n"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+#[test]
+fn arrays_and_objects_become_json_objects() {
+    let code = r#"<?php
+function main(array $args) {
+    switch ($args["kind"]) {
+        case "list": return ["a", "b"];
+        case "nested": return ["list" => [1, 2], "map" => ["k" => "v"]];
+        case "empty": return [];
+        case "stdclass": $o = new stdClass; $o->x = 1; $o->y = ["z"]; return $o;
+        case "arrayobject": return new ArrayObject(["a" => 1, "b" => [true]]);
+        case "null": return null;
+        case "nothing": return;
+    }
+}"#;
+    let p = php();
+    init_ok(&p, code, "main");
+    for (kind, expected) in [
+        ("list", json!({"0": "a", "1": "b"})),
+        ("nested", json!({"list": [1, 2], "map": {"k": "v"}})),
+        ("empty", json!({})),
+        ("stdclass", json!({"x": 1, "y": ["z"]})),
+        ("arrayobject", json!({"a": 1, "b": [true]})),
+        ("null", json!({})),
+        ("nothing", json!({})),
+    ] {
+        assert_eq!(run_ok(&p, json!({ "kind": kind })), expected, "{kind}");
+    }
+}
+
+#[test]
+fn throwable_is_200_error_with_trace_on_stderr_and_the_action_keeps_serving() {
+    let code = r#"<?php
+$count = 0;
+class AppError extends Exception {}
+function main(array $args) {
+    global $count;
+    $count++;
+    switch ($args["how"] ?? "") {
+        case "exception": throw new RuntimeException("bad input: " . $args["why"]);
+        case "error": return undefined_function_for_the_test();
+        case "custom": throw new AppError("custom failure");
+        case "type": return strlen([]);
+    }
+    return ["count" => $count];
+}"#;
+    let p = php();
+    init_ok(&p, code, "main");
+    assert_eq!(run_ok(&p, json!({})), json!({"count": 1}));
+    assert_eq!(
+        run_ok(&p, json!({"how": "exception", "why": "x"})),
+        json!({"error": "bad input: x"})
+    );
+    assert_eq!(
+        run_ok(&p, json!({"how": "error"})),
+        json!({"error": "Call to undefined function undefined_function_for_the_test()"})
+    );
+    assert_eq!(
+        run_ok(&p, json!({"how": "custom"})),
+        json!({"error": "custom failure"})
+    );
+    let typed = run_ok(&p, json!({"how": "type"}));
+    assert!(
+        typed["error"].as_str().unwrap().contains("strlen()"),
+        "{typed}"
+    );
+    // Same process, same state.
+    assert_eq!(run_ok(&p, json!({})), json!({"count": 6}));
+    let (out, err) = p.logs_after(6);
+    let second = err.split(&format!("{SENTINEL}\n")).nth(1).unwrap();
+    assert!(
+        second.contains("RuntimeException: bad input: x"),
+        "{second}"
+    );
+    assert!(second.contains("Stack trace:"), "{second}");
+    assert!(!out.contains("Stack trace"), "{out}");
+}
+
+#[test]
+fn fatal_error_during_a_run_is_non_200_with_fatal_error_in_the_logs() {
+    let code = r#"<?php
+function main(array $args) {
+    if ($args["fatal"] ?? false) {
+        echo "before the fatal error\n";
+        trigger_error("deliberately fatal", E_USER_ERROR);
+    }
+    return ["pid" => getmypid()];
+}"#;
+    let p = php();
+    init_ok(&p, code, "main");
+    let before = run_ok(&p, json!({}))["pid"].clone();
+    let a = p.run(json!({"fatal": true}));
+    assert_ne!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.status, 400, "{}", a.json());
+    assert!(a.error().contains("command exited"), "{}", a.error());
+    // Then a restart, not a hang.
+    let after = run_ok(&p, json!({}))["pid"].clone();
+    assert_ne!(before, after);
+    let (out, err) = p.logs_after(3);
+    let second = err.split(&format!("{SENTINEL}\n")).nth(1).unwrap();
+    assert!(
+        second.to_lowercase().contains("fatal error"),
+        "stderr: {err}"
+    );
+    assert!(second.contains("deliberately fatal"), "stderr: {err}");
+    assert!(out.contains("before the fatal error"), "{out}");
+}
+
+#[test]
+fn invalid_utf8_in_the_result_is_502_and_the_action_keeps_serving() {
+    let code = r#"<?php
+function main(array $args) {
+    return ($args["bad"] ?? false) ? ["bytes" => "\xff\xfe"] : ["fine" => true];
+}"#;
+    let p = php();
+    init_ok(&p, code, "main");
+    let a = p.run(json!({"bad": true}));
+    assert_eq!(a.status, 502, "{}", a.json());
+    assert!(a.error().contains("UTF-8"), "{}", a.error());
+    assert_eq!(run_ok(&p, json!({})), json!({"fine": true}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment, php.ini and channels
+
+#[test]
+fn context_is_visible_through_getenv_and_env_whatever_variables_order() {
+    let code = r#"<?php
+function main(array $args) {
+    return ["getenv" => getenv("__OW_ACTIVATION_ID"), "env" => $_ENV["__OW_ACTIVATION_ID"] ?? null,
+            "host_getenv" => getenv("__OW_API_HOST"), "host_env" => $_ENV["__OW_API_HOST"] ?? null,
+            "order" => ini_get("variables_order")];
+}"#;
+    for order in ["GPCS", "EGPCS"] {
+        require("php");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("zz-order.ini"),
+            format!("variables_order = \"{order}\"\n"),
+        )
+        .unwrap();
+        let scan = format!(":{}", dir.path().display());
+        let p = Proxy::start_with(
+            "php",
+            &[
+                ("PHP_INI_SCAN_DIR", &scan),
+                ("__OW_API_HOST", "http://host"),
+            ],
+            &[],
+        );
+        init_ok(&p, code, "main");
+        let a = p.post_json("/run", &json!({"value": {}, "activation_id": "act-1"}));
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        assert_eq!(
+            a.json(),
+            json!({"getenv": "act-1", "env": "act-1", "host_getenv": "http://host",
+                   "host_env": "http://host", "order": order}),
+            "variables_order {order}"
+        );
+    }
+}
+
+#[test]
+fn php_ini_cannot_send_errors_to_stdout() {
+    let (p, _ini) = php_with_ini("display_errors = On\nlog_errors = Off\nerror_log = syslog\n");
+    let code = r#"<?php
+echo "loaded\n";
+function main(array $args) {
+    echo "echoed during the run\n";
+    return ["w" => "x" . $args["missing"]];
+}"#;
+    init_ok(&p, code, "main");
+    assert_eq!(run_ok(&p, json!({})), json!({"w": "x"}));
+    let (out, err) = p.logs_after(1);
+    let out_first = before_first_sentinel(&out);
+    assert!(out_first.contains("loaded\necho"), "{out}");
+    assert!(!out.contains("Warning"), "a warning on stdout: {out}");
+    assert!(
+        before_first_sentinel(&err).contains("PHP Warning:  Undefined array key \"missing\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn output_left_in_a_buffer_is_flushed_before_the_sentinel() {
+    let code = r#"<?php
+function main(array $args) {
+    ob_start();
+    echo "buffered by the action " . $args["n"] . "\n";
+    return [];
+}"#;
+    let p = php();
+    init_ok(&p, code, "main");
+    run_ok(&p, json!({"n": 1}));
+    run_ok(&p, json!({"n": 2}));
+    let (out, _) = p.logs_after(2);
+    assert_eq!(
+        out,
+        format!("buffered by the action 1\n{SENTINEL}\nbuffered by the action 2\n{SENTINEL}\n")
+    );
+}
+
+#[test]
+fn the_action_cannot_read_the_request_channel() {
+    let code = r#"<?php
+$count = 0;
+function main(array $args) {
+    global $count;
+    $count++;
+    $child = shell_exec("timeout 5 cat");
+    $stdin = file_get_contents("php://stdin");
+    return ["count" => $count, "child" => $child ?? "", "stdin" => $stdin];
+}"#;
+    let p = php();
+    init_ok(&p, code, "main");
+    for n in 1..=3 {
+        assert_eq!(
+            run_ok(&p, json!({"n": n})),
+            json!({"count": n, "child": "", "stdin": ""})
+        );
+    }
+}
