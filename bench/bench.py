@@ -516,6 +516,8 @@ def latency(floor, conn, raw, size, iterations, warmup, proxy_pid=None, launcher
     if launcher:
         out["launcher"] = stats(launcher_s)
         out["launcher_overhead_ms"] = out["launcher"]["p50_ms"] - out["floor"]["p50_ms"]
+        if conn:
+            out["proxy_over_launcher_ms"] = out["proxy"]["p50_ms"] - out["launcher"]["p50_ms"]
     if conn:
         out["overhead_ms"] = out["proxy"]["p50_ms"] - out["floor"]["p50_ms"]
         out["ratio"] = out["proxy"]["p50_ms"] / out["floor"]["p50_ms"]
@@ -863,6 +865,10 @@ def render(results):
                 "-" if cpu is None else "%.0f us" % cpu))
             if x.get("launcher"):
                 q = x["launcher"]
+                if q["p50_ms"] < 0.8 * f["p50_ms"]:
+                    notes.append("%s %s: the launcher alone beats the floor (%.3f vs %.3f ms), so the "
+                                 "floor is not the minimum there; proxy - launcher = %+.3f ms" % (
+                                     lang, name, q["p50_ms"], f["p50_ms"], x.get("proxy_over_launcher_ms", 0)))
                 add("%-16s %9s %9s %s %s %s %6.2fx %9.0f" % (
                     "  launcher, pipes", "", "", fmt_ms(q["p50_ms"]), fmt_ms(q["p99_ms"]),
                     ("%+.3f" % x["launcher_overhead_ms"]).rjust(9), q["p50_ms"] / f["p50_ms"],
