@@ -61,8 +61,6 @@ final class Launcher
         // variables_order decides whether PHP fills $_ENV at all; the action may rely on it.
         $_ENV += getenv();
 
-        register_shutdown_function([self::class, 'shutdown']);
-
         if (count($argv) > 1) {
             $setup = ['dir' => getcwd(), 'main' => $argv[1], 'file' => $argv[2] ?? null];
         } else {
@@ -72,6 +70,7 @@ final class Launcher
             }
             $setup = json_decode($first, true);
         }
+        register_shutdown_function([self::class, 'shutdown']);
         self::$main = ($setup['main'] ?? '') !== '' ? $setup['main'] : 'main';
         foreach ($setup['env'] ?? [] as $key => $value) {
             self::setenv((string) $key, (string) $value);
