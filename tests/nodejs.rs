@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -709,7 +709,10 @@ function main(args) {
     // Between activations: logged, and the loop goes on. The late resolution of the second
     // activation is dropped, not taken for the next answer.
     assert_eq!(run_ok(&p, json!({"how": "later"})), json!({"count": 3}));
-    std::thread::sleep(Duration::from_millis(400));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.stderr().contains("rejected between activations") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(run_ok(&p, json!({})), json!({"count": 4}));
     let (_, err) = p.logs_after(4);
     for text in [
