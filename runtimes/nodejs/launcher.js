@@ -265,20 +265,22 @@ async function load(dir, file, main) {
   return fn;
 }
 
-async function init({ dir, file, main, env }) {
+// `ack` is false for a standalone (`-compile`d) launcher whose proxy did not ask for one
+// (no __OW_WAIT_FOR_ACK): that proxy would read the ack as the first activation's answer.
+async function init({ dir, file, main, env, ack = true }) {
   try {
     for (const [key, value] of Object.entries(env || {})) process.env[key] = value;
     process.chdir(dir);
     // cwd is the real path; resolving from it makes __dirname === process.cwd() for the entry.
     const fn = await load(process.cwd(), file || null, main || 'main');
     await flushLogs();
-    send(JSON.stringify({ ok: true }));
+    if (ack) send(JSON.stringify({ ok: true }));
     return fn;
   } catch (err) {
     const kind = err instanceof LoadError ? err.kind : 'start';
     console.error(isError(err) && !(err instanceof LoadError) ? err.stack : describe(err));
     await flushLogs();
-    send(JSON.stringify({ ok: false, kind, error: firstLine(describe(err)) }));
+    if (ack) send(JSON.stringify({ ok: false, kind, error: firstLine(describe(err)) }));
     process.exit(1);
   }
 }
@@ -357,7 +359,8 @@ async function main() {
   const lines = readLines(requestsFd);
   let setup;
   if (process.argv.length > 2) {
-    setup = { dir: process.cwd(), main: process.argv[2], file: process.argv[3] || null, env: {} };
+    const ack = Boolean(process.env.__OW_WAIT_FOR_ACK);
+    setup = { dir: process.cwd(), main: process.argv[2], file: process.argv[3] || null, env: {}, ack };
   } else {
     const first = await lines.next();
     if (first.done) process.exit(0);

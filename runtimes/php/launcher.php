@@ -24,6 +24,8 @@ final class Launcher
     /** @var resource keeps /dev/null open as fd 0 */
     private static $stdin;
     private static $acked = false;
+    /** Standalone (`-compile`d) launchers ack only when the proxy asked: see ack(). */
+    private static $wantsAck = true;
     private static $main = 'main';
     public static $autoload = null;
     public static $entry = '';
@@ -63,6 +65,7 @@ final class Launcher
 
         if (count($argv) > 1) {
             $setup = ['dir' => getcwd(), 'main' => $argv[1], 'file' => $argv[2] ?? null];
+            self::$wantsAck = (string) getenv('__OW_WAIT_FOR_ACK') !== '';
         } else {
             $first = fgets(self::$requests);
             if ($first === false) {
@@ -95,7 +98,18 @@ final class Launcher
             self::fail('start', "the action has no function named '" . self::$main . "'");
         }
         self::flushOutput();
-        self::send('{"ok":true}');
+        self::ack('{"ok":true}');
+    }
+
+    /**
+     * The init's outcome on the answer channel, once. A proxy that did not ask for an ack
+     * (no __OW_WAIT_FOR_ACK for an executable) would read it as the first activation's answer.
+     */
+    private static function ack(string $line): void
+    {
+        if (!self::$acked && self::$wantsAck) {
+            self::send($line);
+        }
         self::$acked = true;
     }
 
@@ -215,9 +229,8 @@ final class Launcher
             $error = $cause;
         }
         self::flushOutput();
-        self::send(json_encode(['ok' => false, 'kind' => $kind, 'error' => $error],
+        self::ack(json_encode(['ok' => false, 'kind' => $kind, 'error' => $error],
             self::JSON | JSON_INVALID_UTF8_SUBSTITUTE));
-        self::$acked = true;
         exit(1);
     }
 
@@ -237,8 +250,7 @@ final class Launcher
             ? sprintf('PHP Fatal error: %s in %s on line %d', strtok($error['message'], "\n"),
                 basename($error['file']), $error['line'])
             : 'the action exited while loading';
-        self::$acked = true;
-        self::send(json_encode(['ok' => false, 'kind' => 'start', 'error' => $why],
+        self::ack(json_encode(['ok' => false, 'kind' => 'start', 'error' => $why],
             self::JSON | JSON_INVALID_UTF8_SUBSTITUTE));
     }
 }
