@@ -195,6 +195,15 @@ fn compile(
     Ok(exec)
 }
 
+/// The environment a child gets on top of the proxy's: the action's own, and `OW_DEBUG`.
+pub fn child_env(settings: &Settings, env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut all = env.to_vec();
+    if settings.debug {
+        all.push(("OW_DEBUG".into(), "1".into()));
+    }
+    all
+}
+
 /// How to start each child, once the plan is made.
 pub fn launch(
     settings: &Settings,
@@ -204,10 +213,7 @@ pub fn launch(
     main: &str,
     env: &[(String, String)],
 ) -> Launch {
-    let mut child_env = env.to_vec();
-    if settings.debug {
-        child_env.push(("OW_DEBUG".into(), "1".into()));
-    }
+    let mut child_env = child_env(settings, env);
     match plan {
         Plan::Executable(exec) => {
             if let Some(version) = &settings.execution_env {

@@ -55,15 +55,11 @@ impl Proxy {
         if slot.as_ref().is_some_and(|c| c.exited().is_none()) {
             return;
         }
-        let mut env = Vec::new();
-        if self.settings.debug {
-            env.push(("OW_DEBUG".to_string(), "1".to_string()));
-        }
         let spec = prepare::launcher_spec(
             &self.settings,
             &self.launcher,
             &self.settings.action_root(),
-            env,
+            prepare::child_env(&self.settings, &[]),
         );
         match Child::spawn(&spec) {
             Ok(child) => *slot = Some(child),
@@ -158,9 +154,15 @@ impl Proxy {
             Plan::Launcher { .. } => self.take_prewarmed(&init.env).await,
             Plan::Executable(_) => None,
         };
-        let mut children = vec![launch.start(first).await?];
+        // The pool's other children load in parallel with the first.
+        let mut others = tokio::task::JoinSet::new();
         for _ in 1..self.settings.concurrency {
-            children.push(launch.start(None).await?);
+            let launch = launch.clone();
+            others.spawn(async move { launch.start(None).await });
+        }
+        let mut children = vec![launch.start(first).await?];
+        while let Some(started) = others.join_next().await {
+            children.push(started.map_err(|e| ProxyError::Internal(e.to_string()))??);
         }
         let action = Action::new(launch, children);
         self.action

@@ -6,34 +6,30 @@
 mod known;
 
 use actionloop::action::classify;
+use known::Json;
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
 
-fn shaped(v: &Value) -> bool {
-    v.is_object() || v.is_array()
-}
+const MARKER: &[u8] = b"{\"__actionloop_error\":";
 
 fuzz_target!(|data: &[u8]| {
-    let value = serde_json::from_slice::<Value>(data).ok();
-    let is_shaped = value.as_ref().is_some_and(shaped);
-    let marker = value
-        .as_ref()
-        .and_then(|v| v.get("__actionloop_error"))
-        .is_some_and(Value::is_string)
-        && data
-            .trim_ascii_start()
-            .starts_with(b"{\"__actionloop_error\":");
+    let shape = known::json(data);
+    let shaped = matches!(shape, Json::Object | Json::Array);
+    // The launchers' marker, `{"__actionloop_error": "<why>", ...}`: refused with the reason.
+    let marker = data
+        .trim_ascii_start()
+        .strip_prefix(MARKER)
+        .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"\""));
     match classify(data.to_vec()) {
         Ok(answer) => {
             assert!(
-                is_shaped || known::known_utf8(data, shaped),
-                "accepted a line that is not a JSON object or array: {:?}",
+                shaped || known::known_utf8(data, &[Json::Object, Json::Array]),
+                "accepted a line that is not a JSON object or array ({shape:?}): {:?}",
                 String::from_utf8_lossy(data)
             );
             assert_eq!(answer, data, "the answer must pass unchanged");
         }
         Err(_) => assert!(
-            !is_shaped || marker,
+            !shaped || marker,
             "refused a JSON object or array: {:?}",
             String::from_utf8_lossy(data)
         ),
