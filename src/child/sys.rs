@@ -8,6 +8,8 @@ use std::process::Command;
 /// Arranges for `fd` to be the child's file descriptor 3 (the ActionLoop answer channel), and
 /// for the child to be killed if the proxy dies first, so no interpreter outlives it.
 pub fn prepare(command: &mut Command, fd: RawFd) {
+    // Compared after prctl below: as PID 1 in a container, a parent of 1 is no proof of death.
+    let proxy = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the forked child before exec and only makes
     // async-signal-safe calls (dup2, fcntl, prctl, getppid) on values copied into it.
     unsafe {
@@ -24,7 +26,7 @@ pub fn prepare(command: &mut Command, fd: RawFd) {
                 return Err(io::Error::last_os_error());
             }
             // The proxy may have died between fork and prctl: then nobody would kill us.
-            if libc::getppid() == 1 {
+            if libc::getppid() != proxy {
                 return Err(io::Error::other("the proxy is gone"));
             }
             Ok(())
