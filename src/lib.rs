@@ -66,6 +66,7 @@ pub fn serve(settings: Settings) -> Result<(), String> {
     let body_limit = settings.limits.request_bytes;
     let grace = settings.shutdown_grace;
     runtime.block_on(async move {
+        child::reap_when_init();
         let proxy = Arc::new(proxy::Proxy::new(settings)?);
         proxy.prewarm().await;
         http::serve(proxy, addr, body_limit, grace)

@@ -4,7 +4,10 @@
 //! Every wait on the child also watches for its exit, so a child that dies is noticed at
 //! once, at start, during an activation or while it idles.
 
+mod orphans;
 mod sys;
+
+pub use orphans::reap_when_init;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -129,10 +132,12 @@ impl Child {
         // The child has its copies now; ours must go, or the pipes would never report its end.
         drop(answer_write);
         let pid = process.id().unwrap_or(0);
+        orphans::adopt(pid);
 
         let (tell_exit, exit) = watch::channel(None);
         tokio::spawn(async move {
             let status = process.wait().await;
+            orphans::release(pid);
             let _ = tell_exit.send(Some(Exit::from_status(status)));
         });
 

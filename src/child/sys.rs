@@ -54,3 +54,15 @@ pub fn grow_pipe(fd: RawFd, bytes: i32) {
         libc::fcntl(fd, libc::F_SETPIPE_SZ, bytes);
     }
 }
+
+/// Collects the exit status of `pid` if it has ended, without waiting.
+pub fn reap(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    let mut status = 0;
+    // SAFETY: waitpid writes only into the local `status`; WNOHANG never blocks.
+    unsafe {
+        libc::waitpid(pid, &mut status, libc::WNOHANG);
+    }
+}

@@ -76,15 +76,25 @@ impl Proxy {
 
     /// The proxy with extra environment variables and extra command-line flags.
     pub fn start_with(runtime: &str, env: &[(&str, &str)], args: &[&str]) -> Proxy {
+        let mut all = vec!["--runtime", runtime];
+        all.extend_from_slice(args);
+        Proxy::launch(&[], env, &all)
+    }
+
+    /// The proxy started through `wrapper` (e.g. `unshare ...`, empty for none) with exactly
+    /// these flags after `--port`.
+    pub fn launch(wrapper: &[&str], env: &[(&str, &str)], args: &[&str]) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let mut command = Command::new(binary());
+        let binary = binary();
+        let mut words: Vec<&std::ffi::OsStr> = wrapper.iter().map(|w| w.as_ref()).collect();
+        words.push(binary.as_os_str());
+        let mut command = Command::new(words[0]);
         command
+            .args(&words[1..])
             .current_dir(dir.path())
             .arg("--port")
             .arg(port.to_string())
-            .arg("--runtime")
-            .arg(runtime)
             .args(args)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
@@ -354,24 +364,7 @@ impl Proxy {
     /// The proxy started with exactly these flags (no `--runtime` added), e.g. to check the
     /// default runtime.
     pub fn start_args(env: &[(&str, &str)], args: &[&str]) -> Proxy {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut command = Command::new(binary());
-        command
-            .current_dir(dir.path())
-            .arg("--port")
-            .arg(port.to_string())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let process = command.spawn().expect("start actionloop");
-        let proxy = Proxy { port, dir, process };
-        proxy.wait_listening();
-        proxy
+        Proxy::launch(&[], env, args)
     }
 
     /// Any method on a fresh connection (e.g. `GET`), with an optional body.

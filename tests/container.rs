@@ -1,0 +1,100 @@
+//! The proxy as a container runs it: PID 1 of its own PID namespace (through `unshare`, as
+//! root), where it must still start children and must reap the orphans handed to it.
+
+mod common;
+use common::*;
+
+use std::time::{Duration, Instant};
+
+/// Starts the proxy as PID 1 of a new PID namespace (with its own /proc).
+fn as_pid_one() -> Proxy {
+    Proxy::launch(
+        &["unshare", "--pid", "--fork", "--mount-proc"],
+        &[],
+        &["--runtime", "python"],
+    )
+}
+
+/// The proxy's pid as seen from outside: the child of the `unshare` process.
+fn proxy_pid(proxy: &Proxy) -> u32 {
+    let unshare = proxy.pid();
+    let list = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).unwrap();
+    list.split_whitespace()
+        .next()
+        .expect("unshare has the proxy as its child")
+        .parse()
+        .unwrap()
+}
+
+/// The proxy's children as (pid, state letter, command name).
+fn children(pid: u32) -> Vec<(u32, char, String)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in list
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            if let Some((head, rest)) = stat.rsplit_once(") ") {
+                let name = head.split_once(" (").map_or("", |(_, n)| n).to_string();
+                found.push((child, rest.chars().next().unwrap_or('?'), name));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn as_pid_one_it_starts_actions_and_answers() {
+    let proxy = as_pid_one();
+    let code = "import os\ndef main(args):\n    return {'ppid': os.getppid(), 'echo': args['x']}\n";
+    let init = proxy.init_code(code, "main");
+    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    let run = proxy.run(json!({"x": 5}));
+    assert_eq!(run.status, 200);
+    // Inside the namespace the action's parent is the proxy, PID 1.
+    assert_eq!(run.json(), json!({"ppid": 1, "echo": 5}));
+}
+
+#[test]
+fn as_pid_one_it_reaps_the_orphans_of_a_dead_action() {
+    let proxy = as_pid_one();
+    let code = "import os, subprocess\n\
+                def main(args):\n    \
+                    subprocess.Popen(['sleep', '300'])\n    \
+                    os._exit(3)\n";
+    assert_eq!(proxy.init_code(code, "main").status, 200);
+    let run = proxy.run(json!({}));
+    assert_eq!(run.status, 400);
+    assert!(
+        run.error().contains("command exited (status 3)"),
+        "{}",
+        run.error()
+    );
+    // The `sleep` was orphaned to the proxy and killed with its process group; it must go
+    // away entirely, not linger as a zombie.
+    let pid = proxy_pid(&proxy);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left;
+    loop {
+        left = children(pid)
+            .into_iter()
+            .filter(|(_, state, name)| *state == 'Z' || name == "sleep")
+            .collect::<Vec<_>>();
+        if left.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(left.is_empty(), "orphans left with the proxy: {left:?}");
+    // And the action comes back for the next request.
+    let again = proxy.run(json!({}));
+    assert_eq!(
+        again.status, 400,
+        "the restarted action exits again the same way"
+    );
+}
