@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::{Mutex, Semaphore};
 
@@ -157,7 +158,7 @@ impl Action {
         &self,
         request: &[u8],
         deadline: Option<Duration>,
-    ) -> Result<Vec<u8>, ProxyError> {
+    ) -> Result<Bytes, ProxyError> {
         let _permit = self
             .free
             .acquire()
@@ -227,7 +228,7 @@ impl Action {
 const LAUNCHER_ERROR: &[u8] = b"{\"__actionloop_error\":";
 
 /// Accepts a JSON object or array as it is; anything else is the action's fault.
-pub fn classify(answer: Vec<u8>) -> Result<Vec<u8>, ProxyError> {
+pub fn classify(answer: Bytes) -> Result<Bytes, ProxyError> {
     let start = answer
         .iter()
         .position(|b| !b.is_ascii_whitespace())
@@ -256,8 +257,8 @@ mod tests {
 
     #[test]
     fn only_objects_and_arrays_pass() {
-        assert!(classify(b"{\"a\":1}".to_vec()).is_ok());
-        assert!(classify(b" [1,2]".to_vec()).is_ok());
+        assert!(classify(Bytes::from_static(b"{\"a\":1}")).is_ok());
+        assert!(classify(Bytes::from_static(b" [1,2]")).is_ok());
         for bad in [
             &b"\"text\""[..],
             b"42",
@@ -267,12 +268,17 @@ mod tests {
             b"",
         ] {
             assert!(
-                matches!(classify(bad.to_vec()), Err(ProxyError::NotADictionary)),
+                matches!(
+                    classify(Bytes::copy_from_slice(bad)),
+                    Err(ProxyError::NotADictionary)
+                ),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
         }
-        let marked = classify(b"{\"__actionloop_error\":\"cannot serialise\"}".to_vec());
+        let marked = classify(Bytes::from_static(
+            b"{\"__actionloop_error\":\"cannot serialise\"}",
+        ));
         assert!(matches!(marked, Err(ProxyError::BadAnswer(m)) if m == "cannot serialise"));
     }
 }

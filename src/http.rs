@@ -30,8 +30,8 @@ impl IntoResponse for ProxyError {
     }
 }
 
-fn json(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = Response::new(Body::from(body));
+fn json(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -81,7 +81,7 @@ async fn init(State(state): State<Arc<AppState>>, request: Request) -> Response 
 async fn run(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let outcome = async {
         let bytes = body(request, state.body_limit).await?;
-        state.proxy.run(&bytes).await
+        state.proxy.run(bytes).await
     };
     let started = std::time::Instant::now();
     let outcome = outcome.await;

@@ -18,6 +18,7 @@
 //! - [`action`]: an initialised action's children, starting them and running activations.
 //! - [`child`]: one child process and its pipes.
 //! - [`logs`]: copying the child's stdout and stderr, and the end-of-activation sentinels.
+//! - [`memory`]: allocator tuning that keeps big activations off fresh pages.
 
 pub mod action;
 pub mod child;
@@ -25,6 +26,7 @@ pub mod compile;
 pub mod error;
 pub mod http;
 pub mod logs;
+pub mod memory;
 pub mod package;
 pub mod prepare;
 pub mod proxy;
@@ -58,6 +60,7 @@ pub fn init_tracing(settings: &Settings, rust_log: Option<&str>) {
 
 /// Runs the server until it is told to stop.
 pub fn serve(settings: Settings) -> Result<(), String> {
+    memory::tune();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -78,6 +78,18 @@ impl Source {
         }
     }
 
+    /// Waits for data and appends it to `buf` (within its spare capacity); `Ok(0)` at end of
+    /// file, or when `buf` has no spare capacity.
+    pub async fn read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        loop {
+            self.pipe.readable().await?;
+            match self.pipe.try_read_buf(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+
     /// Reads what is there without waiting; `WouldBlock` when nothing is.
     pub fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.now).read(buf)

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::action::Action;
@@ -190,7 +191,7 @@ impl Proxy {
     }
 
     /// Handles `/run`.
-    pub async fn run(&self, body: &[u8]) -> Result<Vec<u8>, ProxyError> {
+    pub async fn run(&self, body: Bytes) -> Result<Bytes, ProxyError> {
         let action = self.action.get().ok_or(ProxyError::NoAction)?;
         let run = request::prepare_run(body)?;
         let deadline = run.deadline.filter(|_| self.settings.enforce_deadline);

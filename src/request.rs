@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -91,7 +92,7 @@ pub fn parse_env(json: &str) -> Result<Vec<(String, String)>, ProxyError> {
 
 /// A `/run` body made ready for a child: one line, plus the time left before its deadline.
 pub struct Run {
-    pub line: Vec<u8>,
+    pub line: Bytes,
     pub deadline: Option<Duration>,
 }
 
@@ -111,14 +112,14 @@ struct RunEnvelope {
 /// Checks that the body is one JSON object (in a single pass that builds nothing but the
 /// deadline) and folds it onto one line: inside valid JSON a line break can only be
 /// whitespace, so replacing it with a space changes nothing else.
-pub fn prepare_run(body: &[u8]) -> Result<Run, ProxyError> {
+pub fn prepare_run(body: Bytes) -> Result<Run, ProxyError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(ProxyError::BadRequest(
             "Invalid /run request: the body must be a JSON object".into(),
         ));
     }
-    let envelope: RunEnvelope = serde_json::from_slice(body)
+    let envelope: RunEnvelope = serde_json::from_slice(&body)
         .map_err(|e| ProxyError::BadRequest(format!("Invalid /run request: {e}")))?;
     let deadline = envelope.deadline.and_then(|d| match d {
         Millis::Number(n) => Some(n),
@@ -131,14 +132,15 @@ pub fn prepare_run(body: &[u8]) -> Result<Run, ProxyError> {
             .as_millis() as u64;
         Duration::from_millis(at.saturating_sub(now))
     });
-    let mut line = body.to_vec();
-    if memchr::memchr2(b'\n', b'\r', &line).is_some() {
-        for b in line.iter_mut() {
-            if *b == b'\n' || *b == b'\r' {
-                *b = b' ';
-            }
-        }
-    }
+    let line = if memchr::memchr2(b'\n', b'\r', &body).is_some() {
+        let folded: Vec<u8> = body
+            .iter()
+            .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+            .collect();
+        Bytes::from(folded)
+    } else {
+        body
+    };
     Ok(Run { line, deadline })
 }
 
@@ -183,11 +185,14 @@ mod tests {
 
     #[test]
     fn run_bodies_become_one_line() {
-        let run = prepare_run(b"{\"value\":\n {\"a\": \"b\"},\r\n \"deadline\": \"1\"}").unwrap();
+        let run = prepare_run(Bytes::from_static(
+            b"{\"value\":\n {\"a\": \"b\"},\r\n \"deadline\": \"1\"}",
+        ))
+        .unwrap();
         assert!(!run.line.contains(&b'\n'));
         assert_eq!(run.deadline, Some(Duration::ZERO));
-        assert!(prepare_run(b"[1]").is_err());
-        assert!(prepare_run(b"{\"value\":").is_err());
-        assert!(prepare_run(b"{} {}").is_err());
+        assert!(prepare_run(Bytes::from_static(b"[1]")).is_err());
+        assert!(prepare_run(Bytes::from_static(b"{\"value\":")).is_err());
+        assert!(prepare_run(Bytes::from_static(b"{} {}")).is_err());
     }
 }

@@ -17,6 +17,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 
+use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
@@ -25,6 +26,12 @@ use crate::logs::{Logs, Source};
 
 /// Requests and answers up to this size cross the pipe in one go.
 const PIPE_BYTES: i32 = 1024 * 1024;
+
+/// Requests up to this size are sent with their newline in a single write.
+const SMALL_LINE: usize = 64 * 1024;
+
+/// An idle answer buffer larger than this is given back.
+const KEEP_BUFFER: usize = 8 * 1024 * 1024;
 
 /// How to start a child.
 #[derive(Debug, Clone)]
@@ -101,8 +108,9 @@ pub struct Child {
     pid: u32,
     stdin: pipe::Sender,
     answers: Source,
-    /// Bytes read from the answer channel past the last full line.
-    pending: Vec<u8>,
+    /// Bytes read from the answer channel past the last full line. Answers are split off it
+    /// without copying; once the answer sent to the client is dropped, its room is reused.
+    pending: BytesMut,
     exit: watch::Receiver<Option<Exit>>,
     logs: Logs,
 }
@@ -145,7 +153,7 @@ impl Child {
             pid,
             stdin: pipe::Sender::from_owned_fd(OwnedFd::from(stdin_write))?,
             answers: Source::new(OwnedFd::from(answer_read))?,
-            pending: Vec::new(),
+            pending: BytesMut::new(),
             exit,
             logs: Logs::start(
                 Source::new(OwnedFd::from(stdout_read))?,
@@ -171,8 +179,16 @@ impl Child {
     pub async fn send(&mut self, line: &[u8]) -> Result<(), ChildError> {
         let stdin = &mut self.stdin;
         let write = async {
-            stdin.write_all(line).await?;
-            stdin.write_all(b"\n").await
+            // One write for a small request: the child wakes once, not twice.
+            if line.len() <= SMALL_LINE {
+                let mut whole = Vec::with_capacity(line.len() + 1);
+                whole.extend_from_slice(line);
+                whole.push(b'\n');
+                stdin.write_all(&whole).await
+            } else {
+                stdin.write_all(line).await?;
+                stdin.write_all(b"\n").await
+            }
         };
         let mut exit = self.exit.clone();
         let written = tokio::select! {
@@ -193,7 +209,8 @@ impl Child {
     /// Drops answer lines nobody asked for (an action writing twice, or after a timeout), so
     /// that the next answer read belongs to the next request.
     pub fn discard_stale(&mut self) -> usize {
-        let mut dropped = std::mem::take(&mut self.pending).len();
+        let mut dropped = self.pending.len();
+        self.pending.clear();
         let mut buf = [0u8; 8192];
         while let Ok(n @ 1..) = self.answers.read_now(&mut buf) {
             dropped += n;
@@ -202,45 +219,41 @@ impl Child {
     }
 
     /// Reads the next answer line (without its newline), or says why there is none.
-    pub async fn answer(&mut self, limit: u64) -> Result<Vec<u8>, ChildError> {
+    pub async fn answer(&mut self, limit: u64) -> Result<Bytes, ChildError> {
+        if self.pending.is_empty() && self.pending.capacity() > KEEP_BUFFER {
+            // One huge answer must not pin its buffer for the child's whole life.
+            self.pending = BytesMut::new();
+        }
         let mut exit = self.exit.clone();
         let mut scanned = 0;
         loop {
             if let Some(i) = memchr::memchr(b'\n', &self.pending[scanned..]) {
                 let end = scanned + i;
-                let rest = self.pending.split_off(end + 1);
-                let mut line = std::mem::replace(&mut self.pending, rest);
+                let mut line = self.pending.split_to(end + 1);
                 line.truncate(end);
-                return Ok(line);
+                return Ok(line.freeze());
             }
             scanned = self.pending.len();
             if scanned as u64 > limit {
                 return Err(ChildError::TooLong(limit));
             }
-            let room = scanned.clamp(64 * 1024, 4 * 1024 * 1024);
-            self.pending.reserve(room);
-            let start = self.pending.len();
-            self.pending.resize(start + room, 0);
+            self.pending
+                .reserve(scanned.clamp(64 * 1024, 4 * 1024 * 1024));
             let read = tokio::select! {
                 biased;
-                read = self.answers.read(&mut self.pending[start..]) => read,
+                read = self.answers.read_buf(&mut self.pending) => read,
                 _ = exit.wait_for(|e| e.is_some()) => {
                     // It may have answered just before ending: take what the pipe holds.
-                    self.answers.read_now(&mut self.pending[start..]).or(Ok(0))
+                    let mut chunk = vec![0u8; 64 * 1024];
+                    let n = self.answers.read_now(&mut chunk).unwrap_or(0);
+                    self.pending.extend_from_slice(&chunk[..n]);
+                    Ok(n)
                 }
             };
             match read {
-                Ok(n) => {
-                    self.pending.truncate(start + n);
-                    if n == 0 {
-                        let exit = self.wait_exit().await;
-                        return Err(ChildError::Exited(exit));
-                    }
-                }
-                Err(e) => {
-                    self.pending.truncate(start);
-                    return Err(ChildError::Io(e));
-                }
+                Ok(0) => return Err(ChildError::Exited(self.wait_exit().await)),
+                Ok(_) => {}
+                Err(e) => return Err(ChildError::Io(e)),
             }
         }
     }
