@@ -19,14 +19,17 @@ fuzz_target!(|data: &[u8]| {
         .trim_ascii_start()
         .strip_prefix(MARKER)
         .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"\""));
-    match classify(data.to_vec()) {
+    // `.into()`: the line is a byte slice's copy, whether the API takes a Vec or Bytes.
+    #[allow(clippy::useless_conversion)]
+    let classified = classify(data.to_vec().into());
+    match classified {
         Ok(answer) => {
             assert!(
                 shaped || known::known_utf8(data, &[Json::Object, Json::Array]),
                 "accepted a line that is not a JSON object or array ({shape:?}): {:?}",
                 String::from_utf8_lossy(data)
             );
-            assert_eq!(answer, data, "the answer must pass unchanged");
+            assert!(answer[..] == data[..], "the answer must pass unchanged");
         }
         Err(_) => assert!(
             !shaped || marker,

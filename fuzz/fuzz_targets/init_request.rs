@@ -38,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    if let Ok(run) = actionloop::request::prepare_run(data) {
+    // `.into()`: the body is a byte slice's copy, whether the API takes a Vec or Bytes.
+    #[allow(clippy::useless_conversion)]
+    let prepared = actionloop::request::prepare_run(data.to_vec().into());
+    if let Ok(run) = prepared {
         // One line for the child, and still the very same JSON object.
         assert!(!run.line.contains(&b'\n') && !run.line.contains(&b'\r'));
         if known::known_utf8(data, &[Json::Object]) {
