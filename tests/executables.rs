@@ -12,11 +12,6 @@ use std::process::{Command, Output, Stdio};
 
 use common::*;
 
-const LOCATE: &str = "The action failed to generate or locate a binary. See logs for details.";
-const BAD_ACK: &str = "The action did not initialize properly.";
-const EXITED_DURING_INIT: &str = "Command exited abruptly during initialization.";
-const ENV_MISMATCH: &str = "Execution environment version mismatch. See logs for details.";
-
 /// Writes an executable script (mode 0755) into `dir`.
 fn write_script(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -500,7 +495,7 @@ fn compiler_output_with_log_init_error_gives_the_fixed_text_and_logs_the_output(
     );
     let init = proxy.init_code("package main\n", "main");
     assert_eq!(init.status, 502, "{}", String::from_utf8_lossy(&init.body));
-    assert_eq!(init.json(), json!({"error": LOCATE}));
+    assert_eq!(init.json(), json!({"error": CANNOT_LOCATE}));
     let (out, err) = proxy.logs_after(1);
     assert!(count_sentinels(&out) >= 1, "sentinel on stdout:\n{out}");
     let end = err.find(SENTINEL).expect("a sentinel on stderr");

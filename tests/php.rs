@@ -5,12 +5,6 @@ mod common;
 
 use common::*;
 
-const CANNOT_START: &str = "Cannot start action. Check logs for details.";
-const CANNOT_LOCATE: &str =
-    "The action failed to generate or locate a binary. See logs for details.";
-const NOT_A_DICTIONARY: &str = "The action did not return a dictionary or array.";
-const MISSING_CODE: &str = "Missing main/no code to execute.";
-const ALREADY_INITIALIZED: &str = "Cannot initialize the action more than once.";
 const MISSING_INDEX: &str = "zipped actions must contain index.php at the root.";
 
 fn php() -> Proxy {
@@ -27,38 +21,6 @@ fn php_with_ini(ini: &str) -> (Proxy, tempfile::TempDir) {
     let scan = format!(":{}", dir.path().display());
     let p = Proxy::start_with("php", &[("PHP_INI_SCAN_DIR", &scan)], &[]);
     (p, dir)
-}
-
-/// Initialises plain code and fails loudly with the proxy's answer and logs.
-fn init_ok(p: &Proxy, code: &str, main: &str) {
-    let a = p.init_code(code, main);
-    assert_eq!(a.status, 200, "init: {} / stderr: {}", a.json(), p.stderr());
-}
-
-fn init_binary_ok(p: &Proxy, bytes: &[u8], main: &str) {
-    let a = p.init_binary(bytes, main);
-    assert_eq!(a.status, 200, "init: {} / stderr: {}", a.json(), p.stderr());
-}
-
-/// `/run` that must answer 200; returns the result.
-fn run_ok(p: &Proxy, value: Value) -> Value {
-    let a = p.run(value);
-    assert_eq!(
-        a.status,
-        200,
-        "run: {} / stderr: {}",
-        String::from_utf8_lossy(&a.body),
-        p.stderr()
-    );
-    a.json()
-}
-
-/// The stream's text before its first sentinel line.
-fn before_first_sentinel(text: &str) -> &str {
-    match text.find(&format!("{SENTINEL}\n")) {
-        Some(i) => &text[..i],
-        None => text,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,13 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const CANNOT_START: &str = "Cannot start action. Check logs for details.";
-const CANNOT_LOCATE: &str =
-    "The action failed to generate or locate a binary. See logs for details.";
-const NOT_A_DICTIONARY: &str = "The action did not return a dictionary or array.";
-const MISSING_CODE: &str = "Missing main/no code to execute.";
-const ALREADY_INITIALIZED: &str = "Cannot initialize the action more than once.";
-
 /// Returns its argument's `r` field, or the arguments themselves.
 const ECHO: &str = "def main(args):\n    return args.get('r', args)\n";
 
@@ -47,14 +40,6 @@ fn assert_json_answer(what: &str, a: &Answer) {
         a.headers
     );
     let _ = a.json();
-}
-
-/// The stream's text before its first sentinel line.
-fn before_first_sentinel(text: &str) -> &str {
-    match text.find(&format!("{SENTINEL}\n")) {
-        Some(i) => &text[..i],
-        None => text,
-    }
 }
 
 #[test]

@@ -8,45 +8,9 @@ use std::process::Command;
 
 use common::*;
 
-const CANNOT_START: &str = "Cannot start action. Check logs for details.";
-const CANNOT_LOCATE: &str =
-    "The action failed to generate or locate a binary. See logs for details.";
-
 fn python() -> Proxy {
     require("python3");
     Proxy::start("python")
-}
-
-/// Initialises plain code and fails loudly with the proxy's answer and logs.
-fn init_ok(p: &Proxy, code: &str, main: &str) {
-    let a = p.init_code(code, main);
-    assert_eq!(a.status, 200, "init: {} / stderr: {}", a.json(), p.stderr());
-}
-
-fn init_binary_ok(p: &Proxy, bytes: &[u8], main: &str) {
-    let a = p.init_binary(bytes, main);
-    assert_eq!(a.status, 200, "init: {} / stderr: {}", a.json(), p.stderr());
-}
-
-/// `/run` that must answer 200; returns the result.
-fn run_ok(p: &Proxy, value: Value) -> Value {
-    let a = p.run(value);
-    assert_eq!(
-        a.status,
-        200,
-        "run: {} / stderr: {}",
-        String::from_utf8_lossy(&a.body),
-        p.stderr()
-    );
-    a.json()
-}
-
-/// The stream's text before its first sentinel line.
-fn before_first_sentinel(text: &str) -> &str {
-    match text.find(&format!("{SENTINEL}\n")) {
-        Some(i) => &text[..i],
-        None => text,
-    }
 }
 
 /// `pythonX.Y` of the `python3` on PATH, the one the proxy starts.

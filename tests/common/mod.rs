@@ -15,6 +15,18 @@ pub use serde_json::{Value, json};
 
 pub const SENTINEL: &str = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
 
+// The SPEC's exact error texts, written out here rather than taken from the crate, so that a
+// change to one of them in `src/` fails the tests.
+pub const CANNOT_START: &str = "Cannot start action. Check logs for details.";
+pub const CANNOT_LOCATE: &str =
+    "The action failed to generate or locate a binary. See logs for details.";
+pub const NOT_A_DICTIONARY: &str = "The action did not return a dictionary or array.";
+pub const MISSING_CODE: &str = "Missing main/no code to execute.";
+pub const ALREADY_INITIALIZED: &str = "Cannot initialize the action more than once.";
+pub const BAD_ACK: &str = "The action did not initialize properly.";
+pub const EXITED_DURING_INIT: &str = "Command exited abruptly during initialization.";
+pub const ENV_MISMATCH: &str = "Execution environment version mismatch. See logs for details.";
+
 /// A running proxy. Its stdout and stderr go to files so tests can read the logs at any time.
 pub struct Proxy {
     pub port: u16,
@@ -213,6 +225,39 @@ impl Drop for Proxy {
 
 pub fn count_sentinels(text: &str) -> usize {
     text.lines().filter(|l| *l == SENTINEL).count()
+}
+
+/// The stream's text before its first sentinel line.
+pub fn before_first_sentinel(text: &str) -> &str {
+    match text.find(&format!("{SENTINEL}\n")) {
+        Some(i) => &text[..i],
+        None => text,
+    }
+}
+
+/// Initialises plain code and fails loudly with the proxy's answer and logs.
+pub fn init_ok(p: &Proxy, code: &str, main: &str) {
+    let a = p.init_code(code, main);
+    assert_eq!(a.status, 200, "init: {} / stderr: {}", a.json(), p.stderr());
+}
+
+/// Initialises an archive (or base64 source) and fails loudly with the answer and logs.
+pub fn init_binary_ok(p: &Proxy, bytes: &[u8], main: &str) {
+    let a = p.init_binary(bytes, main);
+    assert_eq!(a.status, 200, "init: {} / stderr: {}", a.json(), p.stderr());
+}
+
+/// `/run` that must answer 200; returns the result.
+pub fn run_ok(p: &Proxy, value: Value) -> Value {
+    let a = p.run(value);
+    assert_eq!(
+        a.status,
+        200,
+        "run: {} / stderr: {}",
+        String::from_utf8_lossy(&a.body),
+        p.stderr()
+    );
+    a.json()
 }
 
 /// A keep-alive HTTP/1.1 connection.
