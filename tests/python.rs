@@ -1,5 +1,6 @@
-//! Python semantics (SPEC §5) and the canonical runtime cases of the OpenWhisk runtime test
-//! suites, against the real binary and the real `python3`.
+//! Python semantics (SPEC §5), against the real binary and the real `python3`. The canonical
+//! runtime cases of the OpenWhisk test suites, shared by the three languages, are in
+//! tests/canonical.rs.
 
 mod common;
 
@@ -28,39 +29,6 @@ fn python_version_dir() -> String {
 
 fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-#[test]
-fn entry_point_can_be_any_top_level_function() {
-    let code = r#"
-def main(args):
-    return {"called": "main"}
-
-def niam(args):
-    return {"called": "niam", "greeting": "hello " + args.get("name", "stranger")}
-
-handler = lambda args: {"called": "handler"}
-"#;
-    let p = python();
-    init_ok(&p, code, "niam");
-    assert_eq!(
-        run_ok(&p, json!({"name": "Jane"})),
-        json!({"called": "niam", "greeting": "hello Jane"})
-    );
-    assert_eq!(
-        run_ok(&p, json!({})),
-        json!({"called": "niam", "greeting": "hello stranger"})
-    );
-
-    let p = python();
-    init_ok(&p, code, "handler");
-    assert_eq!(run_ok(&p, json!({})), json!({"called": "handler"}));
-
-    // Without `main` in the request, the function is `main`.
-    let p = python();
-    let a = p.init(json!({"code": code}));
-    assert_eq!(a.status, 200, "{}", a.json());
-    assert_eq!(run_ok(&p, json!({})), json!({"called": "main"}));
 }
 
 #[test]
@@ -402,200 +370,6 @@ def main(args):
 }
 
 #[test]
-fn non_string_context_values_are_exported_compact_and_never_crash() {
-    let code = r#"import os
-KEYS = ["DEADLINE", "EXTRA", "FLAG", "NOTHING", "LIST", "NUM", "ACTIVATION_ID"]
-
-def main(args):
-    return {k: os.environ.get("__OW_" + k) for k in KEYS}
-"#;
-    let p = python();
-    init_ok(&p, code, "main");
-    let body = json!({
-        "value": {},
-        "deadline": 123,
-        "extra": {"a": 1},
-        "flag": true,
-        "nothing": null,
-        "list": [1, "a"],
-        "num": 1.5,
-        "activation_id": "act-1",
-    });
-    let a = p.post_json("/run", &body);
-    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
-    assert_eq!(
-        a.json(),
-        json!({
-            "DEADLINE": "123",
-            "EXTRA": "{\"a\":1}",
-            "FLAG": "true",
-            "NOTHING": "null",
-            "LIST": "[1,\"a\"]",
-            "NUM": "1.5",
-            "ACTIVATION_ID": "act-1",
-        })
-    );
-    // The loop is still alive.
-    let a = p.post_json("/run", &json!({"value": {}, "activation_id": "act-2"}));
-    assert_eq!(a.status, 200);
-    assert_eq!(a.json()["ACTIVATION_ID"], json!("act-2"));
-}
-
-#[test]
-fn echo_of_four_values_with_logs_and_exactly_four_sentinels_per_stream() {
-    let code = r#"import sys
-
-def main(args):
-    print("hello stdout!")
-    print("hello stderr!", file=sys.stderr)
-    return args
-"#;
-    let p = python();
-    init_ok(&p, code, "main");
-    let values = [
-        json!({"a": "b"}),
-        json!({"n": 1, "f": 2.5, "neg": -3}),
-        json!({"nested": {"list": [1, {"x": null}], "t": true}, "empty": {}}),
-        json!({}),
-    ];
-    for value in &values {
-        assert_eq!(&run_ok(&p, value.clone()), value);
-    }
-    let (out, err) = p.logs_after(4);
-    // Nothing but the action's lines and the sentinels.
-    assert_eq!(out, format!("hello stdout!\n{SENTINEL}\n").repeat(4));
-    assert_eq!(err, format!("hello stderr!\n{SENTINEL}\n").repeat(4));
-}
-
-#[test]
-fn unicode_in_source_params_logs_and_result() {
-    let code = r#"# -*- coding: utf-8 -*-
-# Grüße aus Köln: 日本語, ☃, 🎉
-import sys
-
-GREETING = "Grüße 🎉"
-
-def main(args):
-    text = args["text"]
-    print("stdout: " + text)
-    print("stderr: " + text, file=sys.stderr)
-    return {"echo": text, "greeting": GREETING, "länge": len(text), "reversed": text[::-1]}
-"#;
-    let text = "Ünïcödé ☃ 日本語 🎉 \u{1F600} ñ";
-    let p = python();
-    init_ok(&p, code, "main");
-    let reversed: String = text.chars().rev().collect();
-    assert_eq!(
-        run_ok(&p, json!({ "text": text })),
-        json!({
-            "echo": text,
-            "greeting": "Grüße 🎉",
-            "länge": text.chars().count(),
-            "reversed": reversed,
-        })
-    );
-    let (out, err) = p.logs_after(1);
-    assert!(
-        out.lines().any(|l| l == format!("stdout: {text}")),
-        "stdout: {out}"
-    );
-    assert!(
-        err.lines().any(|l| l == format!("stderr: {text}")),
-        "stderr: {err}"
-    );
-}
-
-#[test]
-fn activation_context_is_in_the_environment_with_api_host_whole() {
-    let api_host = "https://openwhisk.example.org:443/api?a=b=c";
-    let p = Proxy::start_with(
-        "python",
-        &[("__OW_API_HOST", api_host), ("__OW_OTHER_SETTING", "x=y=z")],
-        &[],
-    );
-    let code = r#"import os
-KEYS = ["API_HOST", "OTHER_SETTING", "NAMESPACE", "ACTION_NAME", "ACTION_VERSION",
-        "ACTIVATION_ID", "TRANSACTION_ID", "API_KEY", "DEADLINE", "VALUE"]
-
-def main(args):
-    return {k: os.environ.get("__OW_" + k) for k in KEYS}
-"#;
-    init_ok(&p, code, "main");
-    let context = |activation: &str| {
-        json!({
-            "value": {"some": "argument"},
-            "namespace": "guest",
-            "action_name": "/guest/ctx",
-            "action_version": "0.0.1",
-            "activation_id": activation,
-            "transaction_id": "tx-42",
-            "api_key": "user:secret==",
-            "deadline": "4102444800000",
-        })
-    };
-    for activation in ["0123456789abcdef", "fedcba9876543210"] {
-        let a = p.post_json("/run", &context(activation));
-        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
-        assert_eq!(
-            a.json(),
-            json!({
-                "API_HOST": api_host,
-                "OTHER_SETTING": "x=y=z",
-                "NAMESPACE": "guest",
-                "ACTION_NAME": "/guest/ctx",
-                "ACTION_VERSION": "0.0.1",
-                "ACTIVATION_ID": activation,
-                "TRANSACTION_ID": "tx-42",
-                "API_KEY": "user:secret==",
-                "DEADLINE": "4102444800000",
-                "VALUE": null,
-            })
-        );
-    }
-}
-
-#[test]
-fn init_env_is_set_before_the_code_loads() {
-    let code = r#"import os
-KEYS = ["GREETING", "EMPTY", "NUMBER", "OBJECT", "NOTHING", "FLAG", "WITH_EQUALS", "UNICODE"]
-AT_IMPORT = {k: os.environ.get(k) for k in KEYS}
-
-def main(args):
-    return {"at_import": AT_IMPORT, "at_run": {k: os.environ.get(k) for k in KEYS}}
-"#;
-    let p = python();
-    let a = p.init(json!({
-        "code": code,
-        "main": "main",
-        "env": {
-            "GREETING": "hello",
-            "EMPTY": "",
-            "NUMBER": 123,
-            "OBJECT": {"a": 1, "b": [true, null]},
-            "NOTHING": null,
-            "FLAG": false,
-            "WITH_EQUALS": "a=b=c",
-            "UNICODE": "Grüße ☃",
-        }
-    }));
-    assert_eq!(a.status, 200, "{}", a.json());
-    let expected = json!({
-        "GREETING": "hello",
-        "EMPTY": "",
-        "NUMBER": "123",
-        "OBJECT": "{\"a\":1,\"b\":[true,null]}",
-        "NOTHING": "null",
-        "FLAG": "false",
-        "WITH_EQUALS": "a=b=c",
-        "UNICODE": "Grüße ☃",
-    });
-    assert_eq!(
-        run_ok(&p, json!({})),
-        json!({"at_import": expected, "at_run": expected})
-    );
-}
-
-#[test]
 fn init_env_reaches_modules_imported_from_a_zip_and_the_interpreter_itself() {
     // PYTHONPATH only works when it is in the environment before the interpreter starts.
     let extra = tempfile::tempdir().unwrap();
@@ -623,21 +397,6 @@ fn init_env_reaches_modules_imported_from_a_zip_and_the_interpreter_itself() {
         run_ok(&p, json!({})),
         json!({"mode": "production", "ext": "outside the zip"})
     );
-}
-
-#[test]
-fn one_mib_argument_is_echoed() {
-    let p = python();
-    init_ok(&p, "def main(args):\n    return args\n", "main");
-    let big: String = (0..1024 * 1024)
-        .map(|i| (b'a' + (i % 26) as u8) as char)
-        .collect();
-    let value = json!({"big": big, "tail": "end"});
-    let result = run_ok(&p, value.clone());
-    assert_eq!(result["big"].as_str().map(str::len), Some(1024 * 1024));
-    assert_eq!(result, value);
-    // And the action is fine afterwards.
-    assert_eq!(run_ok(&p, json!({"small": 1})), json!({"small": 1}));
 }
 
 #[test]
