@@ -234,36 +234,46 @@ fn for_each_language(case: fn(&Language)) {
 // ---------------------------------------------------------------------------------------------
 // /init
 
+/// Each `/init` body is refused with 403 and the SPEC text, writes no sentinel and does not
+/// count: the echo action initialises afterwards, and its one run is the only one framed.
+fn assert_missing_code(language: &Language, bodies: &[Value], run: Value) {
+    let p = language.start();
+    for body in bodies {
+        let a = p.post_json("/init", body);
+        assert_json_answer("missing code", &a);
+        assert_eq!(a.status, 403, "{body}");
+        assert_eq!(a.json(), json!({"error": MISSING_CODE}), "{body}");
+    }
+    // Refusals reached no action: no sentinel.
+    assert_eq!(count_sentinels(&p.stdout()), 0, "stdout: {}", p.stdout());
+    assert_eq!(count_sentinels(&p.stderr()), 0, "stderr: {}", p.stderr());
+    init_ok(&p, language.echo, "main");
+    assert_eq!(run_ok(&p, run.clone()), run);
+    let (out, err) = p.logs_after(1);
+    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
+    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+}
+
 #[test]
 fn empty_code_is_403_missing_main() {
     for_each_language(|language| {
-        let p = language.start();
-        for value in [json!({"code": ""}), json!({"code": null, "main": "main"})] {
-            let a = p.init(value.clone());
-            assert_eq!(a.status, 403, "{value}");
-            assert_eq!(a.json(), json!({"error": MISSING_CODE}), "{value}");
-        }
-        init_ok(&p, language.echo, "main");
-        assert_eq!(
-            run_ok(&p, json!({"after": "refusals"})),
-            json!({"after": "refusals"})
-        );
+        let bodies = [
+            json!({"value": {"code": ""}}),
+            json!({"value": {"code": null}}),
+            json!({"value": {"code": null, "main": "main"}}),
+            json!({"value": {"code": "", "binary": true}}),
+            json!({"value": {"main": "main", "binary": false}}),
+            json!({"value": {"code": null, "main": null, "binary": null, "env": null, "name": null}}),
+        ];
+        assert_missing_code(language, &bodies, json!({"after": "refusals"}));
     });
 }
 
 #[test]
 fn empty_init_object_is_403_missing_main() {
     for_each_language(|language| {
-        let p = language.start();
-        for body in [json!({}), json!({"value": {}})] {
-            let a = p.post_json("/init", &body);
-            assert_eq!(a.status, 403, "{body}");
-            assert_eq!(a.json(), json!({"error": MISSING_CODE}), "{body}");
-        }
-        // Refusals reached no action: no sentinel.
-        assert_eq!(count_sentinels(&p.stdout()), 0);
-        init_ok(&p, language.echo, "main");
-        assert_eq!(run_ok(&p, json!({"x": 1})), json!({"x": 1}));
+        let bodies = [json!({}), json!({"value": null}), json!({"value": {}})];
+        assert_missing_code(language, &bodies, json!({"x": 1}));
     });
 }
 
@@ -273,16 +283,24 @@ fn second_init_is_403_without_a_sentinel_and_keeps_the_first_action() {
         let p = language.start();
         init_ok(&p, language.entry_points, "main");
         let again = p.init_code(language.echo, "main");
+        assert_json_answer("second init", &again);
         assert_eq!(again.status, 403);
         assert_eq!(again.json(), json!({"error": ALREADY_INITIALIZED}));
+        // Also when the second body is not even valid.
+        let broken = p.post("/init", b"garbage");
+        assert_eq!(broken.status, 403, "{}", broken.json());
+        assert_eq!(broken.json(), json!({"error": ALREADY_INITIALIZED}));
+
         assert_eq!(run_ok(&p, json!({})), json!({"called": "main"}));
         let (out, err) = p.logs_after(1);
-        assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
-        assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
         assert!(
             before_first_sentinel(&err).contains(ALREADY_INITIALIZED),
-            "{err}"
+            "stderr: {err}"
         );
+        assert!(!out.contains(ALREADY_INITIALIZED), "stdout: {out}");
+        // The one sentinel per stream is the run's: the refused inits wrote none.
+        assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
+        assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
     });
 }
 
@@ -356,15 +374,37 @@ fn result_that_is_not_an_object_or_array_is_502() {
     for_each_language(|language| {
         let p = language.start();
         init_ok(&p, language.returns_r, "main");
-        for value in [json!("text"), json!(42), json!(1.5), json!(true)] {
+        let mut runs = 0;
+        for value in [
+            json!("text"),
+            json!(42),
+            json!(1.5),
+            json!(true),
+            json!(false),
+        ] {
             let a = p.run(json!({ "r": value }));
+            runs += 1;
+            assert_json_answer("non-object result", &a);
             assert_eq!(a.status, 502, "{value}: {}", a.json());
             assert_eq!(a.json(), json!({"error": NOT_A_DICTIONARY}), "{value}");
         }
+        // Objects and arrays pass as they are, and the action still serves.
         if language.keeps_list_results {
-            assert_eq!(run_ok(&p, json!({"r": [1, "two"]})), json!([1, "two"]));
+            let list = json!([1, "two", {"three": 3}]);
+            assert_eq!(run_ok(&p, json!({ "r": list })), list);
+            runs += 1;
         }
         assert_eq!(run_ok(&p, json!({"r": {"ok": true}})), json!({"ok": true}));
+        runs += 1;
+        // An application error is a 200.
+        assert_eq!(
+            run_ok(&p, json!({"r": {"error": "app error"}})),
+            json!({"error": "app error"})
+        );
+        runs += 1;
+        let (out, err) = p.logs_after(runs);
+        assert_eq!(count_sentinels(&out), runs, "stdout: {out}");
+        assert_eq!(count_sentinels(&err), runs, "stderr: {err}");
     });
 }
 

@@ -1,5 +1,7 @@
 //! The HTTP and log protocol of SPEC §1–4: the rows that do not depend on the language, driven
-//! through the default Python runtime against the real binary and the real `python3`.
+//! through the default Python runtime against the real binary and the real `python3`. The rows
+//! that are also canonical runtime cases (missing code, a second /init, a result that is not an
+//! object) run for every language in tests/canonical.rs.
 
 mod common;
 
@@ -17,29 +19,6 @@ fn echo_proxy() -> Proxy {
     let a = p.init_code(ECHO, "main");
     assert_eq!(a.status, 200, "init: {}", a.json());
     p
-}
-
-/// JSON content type, an explicit length, no chunking, a JSON body.
-fn assert_json_answer(what: &str, a: &Answer) {
-    let content_type = a
-        .header("content-type")
-        .unwrap_or_else(|| panic!("{what}: no Content-Type in {:?}", a.headers));
-    assert!(
-        content_type.starts_with("application/json"),
-        "{what}: Content-Type is {content_type}"
-    );
-    let length: usize = a
-        .header("content-length")
-        .unwrap_or_else(|| panic!("{what}: no Content-Length in {:?}", a.headers))
-        .parse()
-        .unwrap();
-    assert_eq!(length, a.body.len(), "{what}");
-    assert!(
-        a.header("transfer-encoding").is_none(),
-        "{what}: chunked answer {:?}",
-        a.headers
-    );
-    let _ = a.json();
 }
 
 #[test]
@@ -158,60 +137,6 @@ fn init_value_that_is_not_an_object_is_400() {
         assert!(!a.error().is_empty());
     }
     assert_eq!(p.init_code(ECHO, "main").status, 200);
-}
-
-#[test]
-fn missing_null_or_empty_code_is_403_missing_main() {
-    let p = Proxy::start("python");
-    let bodies = [
-        json!({}),
-        json!({"value": null}),
-        json!({"value": {}}),
-        json!({"value": {"code": null}}),
-        json!({"value": {"code": ""}}),
-        json!({"value": {"code": "", "binary": true}}),
-        json!({"value": {"main": "main", "binary": false}}),
-        json!({"value": {"code": null, "main": null, "binary": null, "env": null, "name": null}}),
-    ];
-    for body in bodies {
-        let a = p.post_json("/init", &body);
-        assert_json_answer("missing code", &a);
-        assert_eq!(a.status, 403, "{body}");
-        assert_eq!(a.json(), json!({"error": MISSING_CODE}), "{body}");
-    }
-    // None of these counted, and none wrote a sentinel.
-    assert_eq!(p.init_code(ECHO, "main").status, 200);
-    assert_eq!(p.run(json!({"r": {"x": 1}})).json(), json!({"x": 1}));
-    let (out, err) = p.logs_after(1);
-    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
-}
-
-#[test]
-fn second_init_is_403_on_stderr_without_sentinel_and_keeps_the_first_action() {
-    let p = Proxy::start("python");
-    let first = "def main(args):\n    return {'which': 'first'}\n";
-    let second = "def main(args):\n    return {'which': 'second'}\n";
-    assert_eq!(p.init_code(first, "main").status, 200);
-    let again = p.init_code(second, "main");
-    assert_json_answer("second init", &again);
-    assert_eq!(again.status, 403);
-    assert_eq!(again.json(), json!({"error": ALREADY_INITIALIZED}));
-    // Also when the second body is not even valid.
-    let broken = p.post("/init", b"garbage");
-    assert_eq!(broken.status, 403, "{}", broken.json());
-    assert_eq!(broken.json(), json!({"error": ALREADY_INITIALIZED}));
-
-    assert_eq!(p.run(json!({})).json(), json!({"which": "first"}));
-    let (out, err) = p.logs_after(1);
-    assert!(
-        before_first_sentinel(&err).contains(ALREADY_INITIALIZED),
-        "stderr: {err}"
-    );
-    assert!(!out.contains(ALREADY_INITIALIZED), "stdout: {out}");
-    // The one sentinel per stream is the run's: the refused inits wrote none.
-    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
 }
 
 #[test]
@@ -401,41 +326,6 @@ fn version_flag_prints_the_version_and_exits_0() {
         assert!(text.contains("actionloop"), "{flag}: {text}");
         assert!(text.contains(env!("CARGO_PKG_VERSION")), "{flag}: {text}");
     }
-}
-
-#[test]
-fn result_that_is_not_an_object_or_array_is_502() {
-    let p = echo_proxy();
-    let mut runs = 0;
-    for value in [
-        json!("text"),
-        json!(42),
-        json!(1.5),
-        json!(true),
-        json!(false),
-    ] {
-        let a = p.run(json!({ "r": value }));
-        runs += 1;
-        assert_json_answer("non-object result", &a);
-        assert_eq!(a.status, 502, "{value}");
-        assert_eq!(a.json(), json!({"error": NOT_A_DICTIONARY}), "{value}");
-    }
-    // Objects and arrays pass as they are, and the action still serves.
-    let a = p.run(json!({"r": [1, "two", {"three": 3}]}));
-    runs += 1;
-    assert_eq!(a.status, 200);
-    assert_eq!(a.json(), json!([1, "two", {"three": 3}]));
-    let a = p.run(json!({"r": {"ok": true}}));
-    runs += 1;
-    assert_eq!(a.json(), json!({"ok": true}));
-    // An application error is a 200.
-    let a = p.run(json!({"r": {"error": "app error"}}));
-    runs += 1;
-    assert_eq!(a.status, 200);
-    assert_eq!(a.json(), json!({"error": "app error"}));
-    let (out, err) = p.logs_after(runs);
-    assert_eq!(count_sentinels(&out), runs, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), runs, "stderr: {err}");
 }
 
 #[test]

@@ -235,6 +235,29 @@ pub fn before_first_sentinel(text: &str) -> &str {
     }
 }
 
+/// JSON content type, an explicit length, no chunking, a JSON body.
+pub fn assert_json_answer(what: &str, a: &Answer) {
+    let content_type = a
+        .header("content-type")
+        .unwrap_or_else(|| panic!("{what}: no Content-Type in {:?}", a.headers));
+    assert!(
+        content_type.starts_with("application/json"),
+        "{what}: Content-Type is {content_type}"
+    );
+    let length: usize = a
+        .header("content-length")
+        .unwrap_or_else(|| panic!("{what}: no Content-Length in {:?}", a.headers))
+        .parse()
+        .unwrap();
+    assert_eq!(length, a.body.len(), "{what}");
+    assert!(
+        a.header("transfer-encoding").is_none(),
+        "{what}: chunked answer {:?}",
+        a.headers
+    );
+    let _ = a.json();
+}
+
 /// Initialises plain code and fails loudly with the proxy's answer and logs.
 pub fn init_ok(p: &Proxy, code: &str, main: &str) {
     let a = p.init_code(code, main);
