@@ -118,9 +118,7 @@ fn init_body_that_is_not_json_is_400_and_does_not_count() {
         p.run(json!({"r": {"ok": true}})).json(),
         json!({"ok": true})
     );
-    let (out, err) = p.logs_after(1);
-    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+    p.framed_logs(1);
 }
 
 #[test]
@@ -152,9 +150,7 @@ fn run_before_init_is_500() {
 
     assert_eq!(p.init_code(ECHO, "main").status, 200);
     assert_eq!(p.run(json!({"r": [1]})).json(), json!([1]));
-    let (out, err) = p.logs_after(1);
-    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+    p.framed_logs(1);
 }
 
 #[test]
@@ -173,9 +169,7 @@ fn run_body_that_is_not_json_is_400_without_sentinel() {
         assert!(!a.error().is_empty());
     }
     assert_eq!(p.run(json!({"r": {"fine": 1}})).json(), json!({"fine": 1}));
-    let (out, err) = p.logs_after(1);
-    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+    p.framed_logs(1);
 }
 
 #[test]
@@ -195,9 +189,7 @@ fn failed_init_does_not_count_and_the_next_one_gets_a_fresh_folder() {
         "the action folder holds files of an earlier attempt: {result}"
     );
     // Two failed inits and one run, each framed once.
-    let (out, err) = p.logs_after(3);
-    assert_eq!(count_sentinels(&out), 3, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), 3, "stderr: {err}");
+    p.framed_logs(3);
 }
 
 #[test]
@@ -216,13 +208,11 @@ fn syntax_error_is_502_with_the_cause_and_one_sentinel_per_stream() {
         "only the first line of the cause: {error}"
     );
 
-    let (out, err) = p.logs_after(1);
+    let (_, err) = p.framed_logs(1);
     assert!(
         before_first_sentinel(&err).contains("SyntaxError"),
         "the cause must precede the sentinel on stderr: {err}"
     );
-    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
 }
 
 #[test]
@@ -238,15 +228,13 @@ fn failing_import_is_502_with_the_first_line_of_the_cause() {
             "{CANNOT_START} ModuleNotFoundError: No module named 'no_such_module_for_actionloop'"
         )
     );
-    let (out, err) = p.logs_after(1);
+    let (_, err) = p.framed_logs(1);
     let cause = before_first_sentinel(&err);
     assert!(cause.contains("Traceback"), "stderr: {err}");
     assert!(
         cause.contains("ModuleNotFoundError: No module named 'no_such_module_for_actionloop'"),
         "stderr: {err}"
     );
-    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
 }
 
 #[test]
@@ -263,9 +251,7 @@ fn exit_before_the_ack_is_502_cannot_start() {
         assert!(a.error().starts_with(CANNOT_START), "{code}: {}", a.error());
     }
     // Each failed attempt is framed once, and none of them counted.
-    let (out, err) = p.logs_after(3);
-    assert_eq!(count_sentinels(&out), 3, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), 3, "stderr: {err}");
+    p.framed_logs(3);
     assert_eq!(p.init_code(ECHO, "main").status, 200);
 }
 
@@ -277,9 +263,7 @@ fn zip_without_its_entry_is_502_cannot_locate() {
     assert_json_answer("zip without __main__.py", &a);
     assert_eq!(a.status, 502);
     assert!(a.error().starts_with(CANNOT_LOCATE), "{}", a.error());
-    let (out, err) = p.logs_after(1);
-    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+    p.framed_logs(1);
 }
 
 #[test]
@@ -297,9 +281,7 @@ fn binary_code_that_is_not_base64_is_400_saying_base64() {
     }
     assert_eq!(p.init_code(ECHO, "main").status, 200);
     assert_eq!(p.run(json!({"r": {}})).json(), json!({}));
-    let (out, err) = p.logs_after(1);
-    assert_eq!(count_sentinels(&out), 1, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), 1, "stderr: {err}");
+    p.framed_logs(1);
 }
 
 #[test]
@@ -376,9 +358,7 @@ def main(args):
         previous = pid;
     }
     // Every activation reached the action, so every one is framed, the fatal ones too.
-    let (out, err) = p.logs_after(runs);
-    assert_eq!(count_sentinels(&out), runs, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), runs, "stderr: {err}");
+    let (_, err) = p.framed_logs(runs);
     // What the dying activation wrote is in its own part of the logs.
     let second = err.split(&format!("{SENTINEL}\n")).nth(1).unwrap();
     assert!(
@@ -562,13 +542,11 @@ fn log_init_error_mode_answers_the_fixed_texts_and_keeps_the_cause_in_the_logs()
     let a = p.init_binary(&zip(&[("helper.py", b"x = 1\n")]), "main");
     assert_eq!(a.status, 502);
     assert_eq!(a.json(), json!({"error": CANNOT_LOCATE}));
-    let (out, err) = p.logs_after(2);
+    let (_, err) = p.framed_logs(2);
     assert!(
         before_first_sentinel(&err).contains("no_such_module_in_compat_mode"),
         "stderr: {err}"
     );
-    assert_eq!(count_sentinels(&out), 2, "stdout: {out}");
-    assert_eq!(count_sentinels(&err), 2, "stderr: {err}");
     assert_eq!(p.init_code(ECHO, "main").status, 200);
 }
 

@@ -193,6 +193,15 @@ impl Proxy {
         }
     }
 
+    /// Waits like [`Proxy::logs_after`], then asserts that each stream holds exactly `n`
+    /// sentinels: every activation framed once, nothing else framed.
+    pub fn framed_logs(&self, n: usize) -> (String, String) {
+        let (out, err) = self.logs_after(n);
+        assert_eq!(count_sentinels(&out), n, "sentinels on stdout: {out}");
+        assert_eq!(count_sentinels(&err), n, "sentinels on stderr: {err}");
+        (out, err)
+    }
+
     /// Sends a signal to the proxy process.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
