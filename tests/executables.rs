@@ -73,8 +73,7 @@ fn single_file_bash_action_answer_is_returned_verbatim() {
                     echo \"{ \\\"echo\\\" : $line ,\\\"z\\\":1,  \\\"a\\\":[2.50, 1e3] }\" >&3\n\
                   done\n";
     let proxy = Proxy::start("python");
-    let init = proxy.init_code(script, "main");
-    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    init_ok(&proxy, script, "main");
     for body in [
         r#"{"value":{"name":"Ünïcode ☃","n":1.50,"s":"a\"b\\n"},"activation_id":"a1"}"#,
         r#"{"value":{},"activation_id":"a2"}"#,
@@ -107,8 +106,7 @@ for line in sys.stdin:
     answers.flush()
 "#;
     let proxy = Proxy::start("nodejs");
-    let init = proxy.init_code(script, "main");
-    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    init_ok(&proxy, script, "main");
     let answer = proxy.post_json(
         "/run",
         &json!({"value": {"x": [1, 2]}, "activation_id": "act-42"}),
@@ -175,23 +173,9 @@ done
         &[("link", "lib/deep/data.txt"), ("deep", "lib/deep")],
     );
     let proxy = Proxy::start("python");
-    let init = proxy.init_binary(&archive, "main");
+    init_binary_ok(&proxy, &archive, "main");
     assert_eq!(
-        init.status,
-        200,
-        "{}\nstderr: {}",
-        String::from_utf8_lossy(&init.body),
-        proxy.stderr()
-    );
-    let answer = proxy.run(json!({}));
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    assert_eq!(
-        answer.json(),
+        run_ok(&proxy, json!({})),
         json!({"nested": "nested-content", "link": "nested-content", "dir": "nested-content", "is_link": true})
     );
 }
@@ -251,9 +235,8 @@ fn exit_before_ack_fails_init_and_a_later_init_is_accepted() {
 
     // A failed /init does not count (SPEC 2).
     let good = "#!/bin/bash\necho '{\"ok\":true}' >&3\nwhile read -r line; do echo '{\"second\":true}' >&3; done\n";
-    let init = proxy.init_code(good, "main");
-    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
-    assert_eq!(proxy.run(json!({})).json(), json!({"second": true}));
+    init_ok(&proxy, good, "main");
+    assert_eq!(run_ok(&proxy, json!({})), json!({"second": true}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,12 +263,9 @@ fn without_ack_an_executable_that_exits_at_once_fails_init() {
 fn without_ack_a_running_executable_works_and_is_not_asked_for_an_ack() {
     let script = "#!/bin/bash\nwhile read -r line; do echo \"{\\\"wait\\\":\\\"${__OW_WAIT_FOR_ACK:-unset}\\\"}\" >&3; done\n";
     let proxy = Proxy::start("python");
-    let init = proxy.init_code(script, "main");
-    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    init_ok(&proxy, script, "main");
     for _ in 0..2 {
-        let answer = proxy.run(json!({}));
-        assert_eq!(answer.status, 200);
-        assert_eq!(answer.json(), json!({"wait": "unset"}));
+        assert_eq!(run_ok(&proxy, json!({})), json!({"wait": "unset"}));
     }
 }
 
@@ -293,8 +273,7 @@ fn without_ack_a_running_executable_works_and_is_not_asked_for_an_ack() {
 fn without_ack_an_exit_during_run_is_caught() {
     let script = "#!/bin/bash\nread -r line\necho 'about to exit' >&2\nexit 7\n";
     let proxy = Proxy::start("python");
-    let init = proxy.init_code(script, "main");
-    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    init_ok(&proxy, script, "main");
     let answer = proxy.run(json!({}));
     assert_eq!(
         answer.status,
@@ -345,11 +324,8 @@ fn execution_env_mismatch_then_matching_reinit() {
         ("exec", exec.as_bytes()),
         ("exec.env", format!("{VERSION}\n  \n").as_bytes()),
     ]);
-    let init = proxy.init_binary(&right, "main");
-    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
-    let answer = proxy.run(json!({}));
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.json(), json!({"env": VERSION}));
+    init_binary_ok(&proxy, &right, "main");
+    assert_eq!(run_ok(&proxy, json!({})), json!({"env": VERSION}));
 }
 
 #[test]
@@ -363,11 +339,9 @@ fn ow_values_with_equals_signs_reach_an_executable_whole() {
         ],
         &[],
     );
-    let init = proxy.init_code(script, "main");
-    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
-    let answer = proxy.run(json!({}));
+    init_ok(&proxy, script, "main");
     assert_eq!(
-        answer.json(),
+        run_ok(&proxy, json!({})),
         json!({"host": "https://x?a=b=c", "other": "k=v==w="})
     );
 }
@@ -412,63 +386,33 @@ fn assert_compiler_args(proxy: &Proxy, got: &Value, files: &str) {
     assert!(bin.join("exec").is_file());
 }
 
+/// A python proxy with `OW_COMPILER` set to `script` (written to a scratch folder, which the
+/// caller keeps alive) and the extra environment `env`.
+fn compiler_proxy(script: &str, env: &[(&str, &str)]) -> (Proxy, tempfile::TempDir) {
+    let tools = tempfile::tempdir().unwrap();
+    let compiler = write_script(tools.path(), "compile", script);
+    let mut all = vec![("OW_COMPILER", compiler.to_str().unwrap())];
+    all.extend_from_slice(env);
+    (Proxy::start_with("python", &all, &[]), tools)
+}
+
 #[test]
 fn compiler_is_called_with_main_src_and_bin_for_a_single_file() {
-    let tools = tempfile::tempdir().unwrap();
-    let compiler = write_script(tools.path(), "compile", FAKE_COMPILER);
-    let proxy = Proxy::start_with(
-        "python",
-        &[("OW_COMPILER", compiler.to_str().unwrap())],
-        &[],
-    );
-    let init = proxy.init_code("package main // FAKE-SOURCE-7\n", "Main");
-    assert_eq!(
-        init.status,
-        200,
-        "{}\nstderr: {}",
-        String::from_utf8_lossy(&init.body),
-        proxy.stderr()
-    );
-    let answer = proxy.run(json!({}));
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    let (proxy, _tools) = compiler_proxy(FAKE_COMPILER, &[]);
+    init_ok(&proxy, "package main // FAKE-SOURCE-7\n", "Main");
     // A single source file arrives as <src>/exec.
-    assert_compiler_args(&proxy, &answer.json(), "exec,");
+    assert_compiler_args(&proxy, &run_ok(&proxy, json!({})), "exec,");
 }
 
 #[test]
 fn compiler_gets_an_unpacked_zip_as_its_source_folder() {
-    let tools = tempfile::tempdir().unwrap();
-    let compiler = write_script(tools.path(), "compile", FAKE_COMPILER);
-    let proxy = Proxy::start_with(
-        "python",
-        &[("OW_COMPILER", compiler.to_str().unwrap())],
-        &[],
-    );
+    let (proxy, _tools) = compiler_proxy(FAKE_COMPILER, &[]);
     let source = zip(&[
         ("main.go", b"package main // FAKE-SOURCE-7\n"),
         ("lib/util.go", b"package lib\n"),
     ]);
-    let init = proxy.init_binary(&source, "Main");
-    assert_eq!(
-        init.status,
-        200,
-        "{}\nstderr: {}",
-        String::from_utf8_lossy(&init.body),
-        proxy.stderr()
-    );
-    let answer = proxy.run(json!({}));
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    assert_compiler_args(&proxy, &answer.json(), "lib,main.go,");
+    init_binary_ok(&proxy, &source, "Main");
+    assert_compiler_args(&proxy, &run_ok(&proxy, json!({})), "lib,main.go,");
 }
 
 /// A compiler that builds a working `exec` but prints on both streams: that is a failure.
@@ -483,16 +427,7 @@ exit 0
 
 #[test]
 fn compiler_output_with_log_init_error_gives_the_fixed_text_and_logs_the_output() {
-    let tools = tempfile::tempdir().unwrap();
-    let compiler = write_script(tools.path(), "compile", CHATTY_COMPILER);
-    let proxy = Proxy::start_with(
-        "python",
-        &[
-            ("OW_COMPILER", compiler.to_str().unwrap()),
-            ("OW_LOG_INIT_ERROR", "1"),
-        ],
-        &[],
-    );
+    let (proxy, _tools) = compiler_proxy(CHATTY_COMPILER, &[("OW_LOG_INIT_ERROR", "1")]);
     let init = proxy.init_code("package main\n", "main");
     assert_eq!(init.status, 502, "{}", String::from_utf8_lossy(&init.body));
     assert_eq!(init.json(), json!({"error": CANNOT_LOCATE}));
@@ -516,13 +451,7 @@ fn compiler_output_with_log_init_error_gives_the_fixed_text_and_logs_the_output(
 
 #[test]
 fn compiler_output_without_log_init_error_is_in_the_error_body() {
-    let tools = tempfile::tempdir().unwrap();
-    let compiler = write_script(tools.path(), "compile", CHATTY_COMPILER);
-    let proxy = Proxy::start_with(
-        "python",
-        &[("OW_COMPILER", compiler.to_str().unwrap())],
-        &[],
-    );
+    let (proxy, _tools) = compiler_proxy(CHATTY_COMPILER, &[]);
     let init = proxy.init_code("package main\n", "main");
     assert_eq!(init.status, 502, "{}", String::from_utf8_lossy(&init.body));
     let error = init.error();
@@ -791,22 +720,8 @@ fn compile_installs_requirements_from_a_local_wheel_directory() {
     );
 
     let proxy = Proxy::start_with("python", &[("OW_WAIT_FOR_ACK", "1")], &[]);
-    let init = proxy.init_binary(&compiled, "main");
-    assert_eq!(
-        init.status,
-        200,
-        "{}\nstderr: {}",
-        String::from_utf8_lossy(&init.body),
-        proxy.stderr()
-    );
-    let answer = proxy.run(json!({}));
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let got = answer.json();
+    init_binary_ok(&proxy, &compiled, "main");
+    let got = run_ok(&proxy, json!({}));
     assert_eq!(got["value"], json!("from-local-wheel"), "{got}");
     assert!(
         got["from"].as_str().unwrap_or("").contains("virtualenv"),

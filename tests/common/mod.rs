@@ -267,16 +267,25 @@ pub fn assert_json_answer(what: &str, a: &Answer) {
     let _ = a.json();
 }
 
+/// Asserts that `/init` answered 200, failing loudly with the answer and the proxy's stderr.
+pub fn assert_initialised(p: &Proxy, a: &Answer) {
+    assert_eq!(
+        a.status,
+        200,
+        "init: {} / stderr: {}",
+        String::from_utf8_lossy(&a.body),
+        p.stderr()
+    );
+}
+
 /// Initialises plain code and fails loudly with the proxy's answer and logs.
 pub fn init_ok(p: &Proxy, code: &str, main: &str) {
-    let a = p.init_code(code, main);
-    assert_eq!(a.status, 200, "init: {} / stderr: {}", a.json(), p.stderr());
+    assert_initialised(p, &p.init_code(code, main));
 }
 
 /// Initialises an archive (or base64 source) and fails loudly with the answer and logs.
 pub fn init_binary_ok(p: &Proxy, bytes: &[u8], main: &str) {
-    let a = p.init_binary(bytes, main);
-    assert_eq!(a.status, 200, "init: {} / stderr: {}", a.json(), p.stderr());
+    assert_initialised(p, &p.init_binary(bytes, main));
 }
 
 /// `/run` that must answer 200; returns the result.
