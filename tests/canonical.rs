@@ -26,6 +26,11 @@ struct Language {
     /// of `more_entry_points` returns `{"called": <its name>}`.
     entry_points: &'static str,
     more_entry_points: &'static [&'static str],
+    /// Code that throws `boom at load` while it loads (a `main` follows); the error's detail
+    /// after the SPEC text; what stderr holds before the sentinel.
+    throws_at_load: &'static str,
+    thrown_at_load: &'static str,
+    thrown_at_load_logged: &'static str,
     /// Unicode in a comment; a constant `GREETING = "Grüße 🎉 / ok"`; `main` writes
     /// `stdout: <text>` and `stderr: <text>` and returns `{"echo": text, "greeting": GREETING,
     /// "länge": <characters in text>, "reversed": <text backwards>}`.
@@ -66,6 +71,10 @@ def niam(args):
 handler = lambda args: {"called": "handler"}
 "#,
     more_entry_points: &["handler"],
+    throws_at_load: "raise RuntimeError('boom at load')\ndef main(args):\n    return {}\n",
+    thrown_at_load: "RuntimeError: boom at load",
+    // The end of the traceback.
+    thrown_at_load_logged: "raise RuntimeError('boom at load')\nRuntimeError: boom at load",
     unicode: r#"# -*- coding: utf-8 -*-
 # Grüße aus Köln: 日本語, ☃, 🎉
 import sys
@@ -108,6 +117,10 @@ function main() { return {called: "main"} }
 function niam(args) { return {called: "niam", greeting: "hello " + (args.name || "stranger")} }
 "#,
     more_entry_points: &[],
+    throws_at_load: "throw new Error('boom at load');\nfunction main() {}",
+    thrown_at_load: "Error: boom at load",
+    // With its stack.
+    thrown_at_load_logged: "Error: boom at load\n    at ",
     unicode: r#"// Grüße aus Köln: 日本語, ☃, 🎉
 const GREETING = "Grüße 🎉 / ok";
 function main(args) {
@@ -145,6 +158,10 @@ function main(array $args) { return ["called" => "main"]; }
 function niam(array $args) { return ["called" => "niam", "greeting" => "hello " . ($args["name"] ?? "stranger")]; }
 "#,
     more_entry_points: &[],
+    throws_at_load: "<?php\nthrow new Exception('boom at load');\nfunction main(array $args) { return []; }\n",
+    thrown_at_load: "Exception: boom at load in index.php on line 2",
+    // With its stack.
+    thrown_at_load_logged: "index.php:2\nStack trace:",
     unicode: r#"<?php
 // Grüße aus Köln: 日本語, ☃, 🎉
 const GREETING = "Grüße 🎉 / ok";
@@ -323,6 +340,39 @@ fn entry_point_other_than_main() {
         let a = p.init(json!({"code": language.entry_points}));
         assert_eq!(a.status, 200, "{}", a.json());
         assert_eq!(run_ok(&p, json!({})), json!({"called": "main"}));
+    });
+}
+
+#[test]
+fn missing_entry_function_fails_init_naming_it() {
+    for_each_language(|language| {
+        let p = language.start();
+        let a = p.init_code(language.entry_points, "no_such_function");
+        assert_eq!(a.status, 502, "{}", a.json());
+        let error = a.error();
+        assert!(error.starts_with(CANNOT_START), "{error}");
+        assert!(error.contains("no_such_function"), "{error}");
+        // The failure did not count.
+        init_ok(&p, language.echo, "main");
+        assert_eq!(run_ok(&p, json!({"ok": 1})), json!({"ok": 1}));
+    });
+}
+
+#[test]
+fn exception_at_load_fails_init_with_its_message() {
+    for_each_language(|language| {
+        let p = language.start();
+        let a = p.init_code(language.throws_at_load, "main");
+        assert_eq!(a.status, 502, "{}", a.json());
+        assert_eq!(
+            a.error(),
+            format!("{CANNOT_START} {}", language.thrown_at_load)
+        );
+        let (_, err) = p.logs_after(1);
+        assert!(
+            before_first_sentinel(&err).contains(language.thrown_at_load_logged),
+            "stderr: {err}"
+        );
     });
 }
 

@@ -32,38 +32,6 @@ fn canonical(path: &Path) -> PathBuf {
 }
 
 #[test]
-fn missing_entry_function_fails_init() {
-    let p = python();
-    let a = p.init_code("def main(args):\n    return {}\n", "no_such_function");
-    assert_eq!(a.status, 502, "{}", a.json());
-    let error = a.error();
-    assert!(error.starts_with(CANNOT_START), "{error}");
-    assert!(error.contains("no_such_function"), "{error}");
-    // The failure did not count.
-    init_ok(&p, "def main(args):\n    return {'ok': 1}\n", "main");
-    assert_eq!(run_ok(&p, json!({})), json!({"ok": 1}));
-}
-
-#[test]
-fn exception_at_import_fails_init_with_its_message() {
-    let p = python();
-    let a = p.init_code(
-        "raise RuntimeError('boom at import')\ndef main(args):\n    return {}\n",
-        "main",
-    );
-    assert_eq!(a.status, 502);
-    assert_eq!(
-        a.error(),
-        format!("{CANNOT_START} RuntimeError: boom at import")
-    );
-    let (_, err) = p.logs_after(1);
-    assert!(
-        before_first_sentinel(&err).contains("RuntimeError: boom at import"),
-        "stderr: {err}"
-    );
-}
-
-#[test]
 fn async_main_is_awaited() {
     let code = r#"import asyncio
 
