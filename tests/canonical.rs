@@ -31,6 +31,11 @@ struct Language {
     throws_at_load: &'static str,
     thrown_at_load: &'static str,
     thrown_at_load_logged: &'static str,
+    /// Code with a syntax error; how the error's detail after the SPEC text starts (the same
+    /// text is in the logs, not on stdout); where stderr places the error (file and line).
+    syntax_error: &'static str,
+    syntax_error_says: &'static str,
+    syntax_error_where: &'static str,
     /// Unicode in a comment; a constant `GREETING = "Grüße 🎉 / ok"`; `main` writes
     /// `stdout: <text>` and `stderr: <text>` and returns `{"echo": text, "greeting": GREETING,
     /// "länge": <characters in text>, "reversed": <text backwards>}`.
@@ -75,6 +80,9 @@ handler = lambda args: {"called": "handler"}
     thrown_at_load: "RuntimeError: boom at load",
     // The end of the traceback.
     thrown_at_load_logged: "raise RuntimeError('boom at load')\nRuntimeError: boom at load",
+    syntax_error: "def main(args):\n    return {'a': \n",
+    syntax_error_says: "SyntaxError: ",
+    syntax_error_where: "line 2",
     unicode: r#"# -*- coding: utf-8 -*-
 # Grüße aus Köln: 日本語, ☃, 🎉
 import sys
@@ -121,6 +129,9 @@ function niam(args) { return {called: "niam", greeting: "hello " + (args.name ||
     thrown_at_load: "Error: boom at load",
     // With its stack.
     thrown_at_load_logged: "Error: boom at load\n    at ",
+    syntax_error: "function main(args) {\n  return {a: 1 }}\n}\n",
+    syntax_error_says: "SyntaxError: ",
+    syntax_error_where: "index.js:3",
     unicode: r#"// Grüße aus Köln: 日本語, ☃, 🎉
 const GREETING = "Grüße 🎉 / ok";
 function main(args) {
@@ -162,6 +173,9 @@ function niam(array $args) { return ["called" => "niam", "greeting" => "hello " 
     thrown_at_load: "Exception: boom at load in index.php on line 2",
     // With its stack.
     thrown_at_load_logged: "index.php:2\nStack trace:",
+    syntax_error: "<?php\nfunction main(array $args) {\n  return ['a' => 1]\n}\n",
+    syntax_error_says: "ParseError: syntax error",
+    syntax_error_where: "index.php:4",
     unicode: r#"<?php
 // Grüße aus Köln: 日本語, ☃, 🎉
 const GREETING = "Grüße 🎉 / ok";
@@ -373,6 +387,39 @@ fn exception_at_load_fails_init_with_its_message() {
             before_first_sentinel(&err).contains(language.thrown_at_load_logged),
             "stderr: {err}"
         );
+    });
+}
+
+#[test]
+fn syntax_error_fails_init_with_the_cause_and_one_sentinel_per_stream() {
+    for_each_language(|language| {
+        let p = language.start();
+        let a = p.init_code(language.syntax_error, "main");
+        assert_json_answer("syntax error", &a);
+        assert_eq!(a.status, 502, "{}", a.json());
+        let error = a.error();
+        let detail = error
+            .strip_prefix(&format!("{CANNOT_START} "))
+            .unwrap_or_else(|| panic!("error does not start with the SPEC text: {error}"));
+        assert!(detail.starts_with(language.syntax_error_says), "{error}");
+        assert!(
+            !error.contains('\n'),
+            "only the first line of the cause: {error}"
+        );
+        let (out, err) = p.framed_logs(1);
+        let cause = before_first_sentinel(&err);
+        assert!(
+            cause.contains(language.syntax_error_says),
+            "the cause must precede the sentinel on stderr: {err}"
+        );
+        assert!(
+            cause.contains(language.syntax_error_where),
+            "the file and line: {err}"
+        );
+        assert!(!out.contains(language.syntax_error_says), "{out}");
+        // The failure did not count.
+        init_ok(&p, language.echo, "main");
+        assert_eq!(run_ok(&p, json!({"ok": 1})), json!({"ok": 1}));
     });
 }
 

@@ -112,22 +112,8 @@ fn a_builtin_global_is_not_the_entry_function() {
 }
 
 #[test]
-fn syntax_error_fails_init_and_the_logs_name_it() {
-    let p = node();
-    let a = p.init_code("function main(args) {\n  return {a: 1 }}\n}\n", "main");
-    assert_eq!(a.status, 502, "{}", a.json());
-    let error = a.error();
-    let detail = error
-        .strip_prefix(&format!("{CANNOT_START} "))
-        .unwrap_or_else(|| panic!("{error}"));
-    assert!(detail.starts_with("SyntaxError: "), "{error}");
-    assert!(!error.contains('\n'), "{error}");
-    let (out, err) = p.logs_after(1);
-    let cause = before_first_sentinel(&err);
-    assert!(cause.contains("SyntaxError"), "{err}");
-    assert!(cause.contains("index.js:3"), "the file and line: {err}");
-    assert!(!out.contains("SyntaxError"), "{out}");
-    // Also in an ES module.
+fn syntax_error_in_an_es_module_fails_init() {
+    // In a plain script it is a canonical case (tests/canonical.rs).
     let p = node();
     let a = p.init_code(
         "import fs from 'node:fs';\nexport function main( {}\n",

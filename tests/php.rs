@@ -82,28 +82,6 @@ fn zip_without_index_php_fails_saying_so() {
 }
 
 #[test]
-fn parse_error_fails_init_with_the_parse_error() {
-    let p = php();
-    let a = p.init_code(
-        "<?php\nfunction main(array $args) {\n  return ['a' => 1]\n}\n",
-        "main",
-    );
-    assert_eq!(a.status, 502, "{}", a.json());
-    let error = a.error();
-    assert!(error.starts_with(CANNOT_START), "{error}");
-    assert!(error.contains("syntax error"), "{error}");
-    assert!(!error.contains('\n'), "{error}");
-    let (_, err) = p.logs_after(1);
-    assert!(
-        before_first_sentinel(&err).contains("syntax error"),
-        "{err}"
-    );
-    // The failure did not count.
-    init_ok(&p, "<?php function main() { return ['ok' => 1]; }", "main");
-    assert_eq!(run_ok(&p, json!({})), json!({"ok": 1}));
-}
-
-#[test]
 fn missing_main_function_fails_init() {
     let p = php();
     let a = p.init_code("<?php function niam() { return []; }", "main");

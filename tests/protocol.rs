@@ -193,29 +193,6 @@ fn failed_init_does_not_count_and_the_next_one_gets_a_fresh_folder() {
 }
 
 #[test]
-fn syntax_error_is_502_with_the_cause_and_one_sentinel_per_stream() {
-    let p = Proxy::start("python");
-    let a = p.init_code("def main(args):\n    return {'a': \n", "main");
-    assert_json_answer("syntax error", &a);
-    assert_eq!(a.status, 502);
-    let error = a.error();
-    let detail = error
-        .strip_prefix(&format!("{CANNOT_START} "))
-        .unwrap_or_else(|| panic!("error does not start with the SPEC text: {error}"));
-    assert!(detail.contains("SyntaxError"), "{error}");
-    assert!(
-        !error.contains('\n'),
-        "only the first line of the cause: {error}"
-    );
-
-    let (_, err) = p.framed_logs(1);
-    assert!(
-        before_first_sentinel(&err).contains("SyntaxError"),
-        "the cause must precede the sentinel on stderr: {err}"
-    );
-}
-
-#[test]
 fn failing_import_is_502_with_the_first_line_of_the_cause() {
     let p = Proxy::start("python");
     let code = "import no_such_module_for_actionloop\n\ndef main(args):\n    return {}\n";
