@@ -36,6 +36,10 @@ struct Language {
     syntax_error: &'static str,
     syntax_error_says: &'static str,
     syntax_error_where: &'static str,
+    /// A file name in a zip that is not the entry the language looks for, and what the error
+    /// and the logs say about the missing entry.
+    not_the_entry: &'static str,
+    missing_entry_says: &'static str,
     /// Unicode in a comment; a constant `GREETING = "Grüße 🎉 / ok"`; `main` writes
     /// `stdout: <text>` and `stderr: <text>` and returns `{"echo": text, "greeting": GREETING,
     /// "länge": <characters in text>, "reversed": <text backwards>}`.
@@ -83,6 +87,8 @@ handler = lambda args: {"called": "handler"}
     syntax_error: "def main(args):\n    return {'a': \n",
     syntax_error_says: "SyntaxError: ",
     syntax_error_where: "line 2",
+    not_the_entry: "helper.py",
+    missing_entry_says: "zipped actions must contain __main__.py at the root.",
     unicode: r#"# -*- coding: utf-8 -*-
 # Grüße aus Köln: 日本語, ☃, 🎉
 import sys
@@ -132,6 +138,8 @@ function niam(args) { return {called: "niam", greeting: "hello " + (args.name ||
     syntax_error: "function main(args) {\n  return {a: 1 }}\n}\n",
     syntax_error_says: "SyntaxError: ",
     syntax_error_where: "index.js:3",
+    not_the_entry: "main.js",
+    missing_entry_says: "zipped actions must contain either package.json or index.js at the root.",
     unicode: r#"// Grüße aus Köln: 日本語, ☃, 🎉
 const GREETING = "Grüße 🎉 / ok";
 function main(args) {
@@ -176,6 +184,8 @@ function niam(array $args) { return ["called" => "niam", "greeting" => "hello " 
     syntax_error: "<?php\nfunction main(array $args) {\n  return ['a' => 1]\n}\n",
     syntax_error_says: "ParseError: syntax error",
     syntax_error_where: "index.php:4",
+    not_the_entry: "main.php",
+    missing_entry_says: "zipped actions must contain index.php at the root.",
     unicode: r#"<?php
 // Grüße aus Köln: 日本語, ☃, 🎉
 const GREETING = "Grüße 🎉 / ok";
@@ -420,6 +430,25 @@ fn syntax_error_fails_init_with_the_cause_and_one_sentinel_per_stream() {
         // The failure did not count.
         init_ok(&p, language.echo, "main");
         assert_eq!(run_ok(&p, json!({"ok": 1})), json!({"ok": 1}));
+    });
+}
+
+#[test]
+fn zip_without_its_entry_is_502_cannot_locate_saying_what_is_missing() {
+    for_each_language(|language| {
+        let p = language.start();
+        let bytes = zip(&[(language.not_the_entry, language.echo.as_bytes())]);
+        let a = p.init_binary(&bytes, "main");
+        assert_json_answer("zip without its entry", &a);
+        assert_eq!(a.status, 502, "{}", a.json());
+        let error = a.error();
+        assert!(error.starts_with(CANNOT_LOCATE), "{error}");
+        assert!(error.contains(language.missing_entry_says), "{error}");
+        let (_, err) = p.framed_logs(1);
+        assert!(
+            before_first_sentinel(&err).contains(language.missing_entry_says),
+            "stderr: {err}"
+        );
     });
 }
 

@@ -8,9 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const MISSING_ENTRY: &str =
-    "zipped actions must contain either package.json or index.js at the root.";
-
 fn node() -> Proxy {
     require("node");
     Proxy::start("nodejs")
@@ -245,18 +242,6 @@ fn zip_mjs_files_load_as_es_modules() {
     let p = node();
     init_binary_ok(&p, &zip(&files), "other.handlers.go");
     assert_eq!(run_ok(&p, json!({})), json!({"mjs": "other.handlers.go"}));
-}
-
-#[test]
-fn zip_without_package_json_or_index_js_fails_saying_so() {
-    let p = node();
-    let a = p.init_binary(&zip(&[("main.js", b"exports.main = () => ({})\n")]), "main");
-    assert_eq!(a.status, 502, "{}", a.json());
-    let error = a.error();
-    assert!(error.starts_with(CANNOT_LOCATE), "{error}");
-    assert!(error.contains(MISSING_ENTRY), "{error}");
-    let (_, err) = p.logs_after(1);
-    assert!(before_first_sentinel(&err).contains(MISSING_ENTRY), "{err}");
 }
 
 #[test]

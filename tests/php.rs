@@ -6,8 +6,6 @@ mod common;
 
 use common::*;
 
-const MISSING_INDEX: &str = "zipped actions must contain index.php at the root.";
-
 fn php() -> Proxy {
     require("php");
     Proxy::start("php")
@@ -64,21 +62,6 @@ class Greeter {
         run_ok(&p, json!({"name": "PHP"})),
         json!({"greeting": "Hello, PHP", "first": true, "data": "packed"})
     );
-}
-
-#[test]
-fn zip_without_index_php_fails_saying_so() {
-    let p = php();
-    let a = p.init_binary(
-        &zip(&[("main.php", b"<?php function main() { return []; }")]),
-        "main",
-    );
-    assert_eq!(a.status, 502, "{}", a.json());
-    let error = a.error();
-    assert!(error.starts_with(CANNOT_LOCATE), "{error}");
-    assert!(error.contains(MISSING_INDEX), "{error}");
-    let (_, err) = p.logs_after(1);
-    assert!(before_first_sentinel(&err).contains(MISSING_INDEX), "{err}");
 }
 
 #[test]

@@ -233,17 +233,6 @@ fn exit_before_the_ack_is_502_cannot_start() {
 }
 
 #[test]
-fn zip_without_its_entry_is_502_cannot_locate() {
-    let p = Proxy::start("python");
-    let bytes = zip(&[("helper.py", b"def main(args):\n    return {}\n")]);
-    let a = p.init_binary(&bytes, "main");
-    assert_json_answer("zip without __main__.py", &a);
-    assert_eq!(a.status, 502);
-    assert!(a.error().starts_with(CANNOT_LOCATE), "{}", a.error());
-    p.framed_logs(1);
-}
-
-#[test]
 fn binary_code_that_is_not_base64_is_400_saying_base64() {
     let p = Proxy::start("python");
     for code in ["this is not base64 !!", "@@@@", "UEsDBA=x"] {

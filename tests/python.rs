@@ -111,25 +111,6 @@ fn zip_with_main_py_imports_its_sibling_modules() {
 }
 
 #[test]
-fn zip_without_main_py_fails_naming_main_py() {
-    let p = python();
-    let files: Vec<_> = zip_files()
-        .into_iter()
-        .filter(|(name, _)| *name != "__main__.py")
-        .collect();
-    let a = p.init_binary(&zip(&files), "main");
-    assert_eq!(a.status, 502);
-    let error = a.error();
-    assert!(error.starts_with(CANNOT_LOCATE), "{error}");
-    assert!(error.contains("__main__.py"), "{error}");
-    let (_, err) = p.logs_after(1);
-    assert!(
-        before_first_sentinel(&err).contains("__main__.py"),
-        "stderr: {err}"
-    );
-}
-
-#[test]
 fn targz_with_main_py_works_and_keeps_symlinks() {
     let p = python();
     let mut files = zip_files();
