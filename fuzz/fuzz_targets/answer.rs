@@ -25,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
     match classified {
         Ok(answer) => {
             assert!(
-                shaped || known::known_utf8(data, &[Json::Object, Json::Array]),
+                shaped
+                    || known::known_utf8(data, &[Json::Object, Json::Array])
+                    || known::known_formfeed(data, &[Json::Object, Json::Array]),
                 "accepted a line that is not a JSON object or array ({shape:?}): {:?}",
                 String::from_utf8_lossy(data)
             );

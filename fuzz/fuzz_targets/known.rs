@@ -1,9 +1,11 @@
 //! Findings already reported, which a long run may tolerate so that it goes on looking for
-//! new ones: `ACTIONLOOP_FUZZ_KNOWN=utf8,init-array`. Unset (the default), every target checks
-//! the whole contract.
+//! new ones: `ACTIONLOOP_FUZZ_KNOWN=utf8,formfeed,init-array`. Unset (the default), every
+//! target checks the whole contract.
 //!
 //! - `utf8`: bytes that are not UTF-8 inside a JSON string pass `classify` and `prepare_run`
 //!   (and `parse_init` outside `value`): they skip what they do not keep, unchecked.
+//! - `formfeed`: `classify` skips leading form feeds (and vertical tabs: ASCII whitespace,
+//!   not JSON whitespace) before it checks, then passes the line on with them.
 //! - `init-array`: `parse_init` takes a JSON array as the body (`[{"code": ..}]` is read as
 //!   `{"value": {"code": ..}}`), as serde reads a struct from a sequence.
 
@@ -54,6 +56,18 @@ pub fn known_utf8(data: &[u8], shapes: &[Json]) -> bool {
     tolerated("utf8")
         && std::str::from_utf8(data).is_err()
         && shapes.contains(&json(String::from_utf8_lossy(data).as_bytes()))
+}
+
+/// The input is JSON of one of `shapes` once leading ASCII whitespace (form feed included)
+/// is cut, it has a form feed or vertical tab there, and that finding is tolerated.
+pub fn known_formfeed(data: &[u8], shapes: &[Json]) -> bool {
+    let start = data
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(data.len());
+    tolerated("formfeed")
+        && data[..start].iter().any(|b| matches!(b, b'\x0b' | b'\x0c'))
+        && shapes.contains(&json(String::from_utf8_lossy(&data[start..]).as_bytes()))
 }
 
 /// The input is a JSON array, and that finding is tolerated.
