@@ -64,7 +64,8 @@ smoke-php: ## build and smoke-test the PHP image
 
 # `make fuzz`: cargo-fuzz (`cargo install cargo-fuzz`) on the stable toolchain. Seeds come from
 # fuzz/corpus/<target> (checked in), what the fuzzer learns goes to fuzz/target/corpus/<target>,
-# crashes to fuzz/artifacts/<target>.
+# crashes to fuzz/artifacts/<target>. Findings already reported can be tolerated so a long run
+# looks for new ones: ACTIONLOOP_FUZZ_KNOWN=utf8,formfeed,init-array (fuzz/fuzz_targets/known.rs).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= init_request package answer
 
