@@ -212,39 +212,30 @@ impl Action {
             }
         }
     }
-
-    /// Kills every child (shutdown).
-    pub async fn stop(&self) {
-        self.free.close();
-        for slot in &self.slots {
-            if let Some(child) = slot.lock().await.take() {
-                child.kill();
-            }
-        }
-    }
 }
 
 /// The marker our launchers use for a result they could not serialise.
 const LAUNCHER_ERROR: &[u8] = b"{\"__actionloop_error\":";
 
-/// Accepts a JSON object or array as it is; anything else is the action's fault.
+/// Accepts a JSON object or array (UTF-8, as JSON must be) as it is; anything else is the
+/// action's fault.
 pub fn classify(answer: Bytes) -> Result<Bytes, ProxyError> {
-    let start = answer
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(answer.len());
-    let body = &answer[start..];
-    if body.starts_with(LAUNCHER_ERROR) {
+    let Ok(text) = std::str::from_utf8(&answer) else {
+        return Err(ProxyError::NotADictionary);
+    };
+    let body =
+        text.trim_start_matches(|c: char| c.is_ascii() && crate::request::is_json_space(c as u8));
+    if body.as_bytes().starts_with(LAUNCHER_ERROR) {
         #[derive(Deserialize)]
         struct Marker {
             __actionloop_error: String,
         }
-        if let Ok(marker) = serde_json::from_slice::<Marker>(body) {
+        if let Ok(marker) = serde_json::from_str::<Marker>(body) {
             return Err(ProxyError::BadAnswer(marker.__actionloop_error));
         }
     }
-    let shaped = matches!(body.first(), Some(b'{') | Some(b'['));
-    if shaped && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+    let shaped = matches!(body.as_bytes().first(), Some(b'{') | Some(b'['));
+    if shaped && serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok() {
         Ok(answer)
     } else {
         Err(ProxyError::NotADictionary)

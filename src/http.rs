@@ -61,10 +61,24 @@ async fn body(request: Request, limit: u64) -> Result<Bytes, ProxyError> {
     }
 }
 
+/// Runs the work in a task of its own. A client that hangs up drops its request's future: the
+/// work must not stop halfway (a request sent to a child whose answer nobody reads would be
+/// taken as the answer to the next request), so it finishes and its answer is dropped.
+async fn finish_detached<T, F, Fut>(state: &AppState, work: F) -> Result<T, ProxyError>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<Proxy>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProxyError>> + Send + 'static,
+{
+    tokio::spawn(work(Arc::clone(&state.proxy)))
+        .await
+        .unwrap_or_else(|e| Err(ProxyError::Internal(e.to_string())))
+}
+
 async fn init(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let outcome = async {
         let bytes = body(request, state.body_limit).await?;
-        state.proxy.init(&bytes).await
+        finish_detached(&state, move |proxy| async move { proxy.init(&bytes).await }).await
     };
     let started = std::time::Instant::now();
     let outcome = outcome.await;
@@ -81,7 +95,7 @@ async fn init(State(state): State<Arc<AppState>>, request: Request) -> Response 
 async fn run(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let outcome = async {
         let bytes = body(request, state.body_limit).await?;
-        state.proxy.run(bytes).await
+        finish_detached(&state, move |proxy| async move { proxy.run(bytes).await }).await
     };
     let started = std::time::Instant::now();
     let outcome = outcome.await;
@@ -143,7 +157,7 @@ pub async fn serve(
             tokio::time::sleep(grace).await;
         } => tracing::warn!("grace period over"),
     }
-    proxy.stop().await;
+    proxy.stop();
     Ok(())
 }
 

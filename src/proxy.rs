@@ -198,13 +198,8 @@ impl Proxy {
         action.run(&run.line, deadline).await
     }
 
-    /// Kills every child: the action's and the prewarmed one.
-    pub async fn stop(&self) {
-        if let Some(child) = self.prewarmed.lock().await.take() {
-            child.kill();
-        }
-        if let Some(action) = self.action.get() {
-            action.stop().await;
-        }
+    /// Kills every child: the action's, even mid-activation, and the prewarmed one.
+    pub fn stop(&self) {
+        crate::child::kill_all();
     }
 }

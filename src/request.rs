@@ -40,10 +40,33 @@ fn bad(what: impl std::fmt::Display) -> ProxyError {
     ProxyError::BadRequest(format!("Invalid /init request: {what}"))
 }
 
+/// JSON's own whitespace (RFC 8259), narrower than Rust's ASCII whitespace.
+pub fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The body as text, if it is UTF-8 holding a JSON object. serde skips the fields a struct
+/// does not name without checking their bytes, and would read a struct from an array: both
+/// are checked here, once, so that nothing malformed reaches a child.
+fn object_text<'a>(body: &'a [u8], which: &str) -> Result<&'a str, ProxyError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ProxyError::BadRequest(format!(
+            "Invalid {which} request: the body is not UTF-8 ({e})"
+        ))
+    })?;
+    if text.bytes().find(|b| !is_json_space(*b)) != Some(b'{') {
+        return Err(ProxyError::BadRequest(format!(
+            "Invalid {which} request: the body must be a JSON object"
+        )));
+    }
+    Ok(text)
+}
+
 /// Parses an `/init` body. A missing or null `value` is an empty one (and fails later for
 /// lack of code, as the protocol wants); a `value` of another type is refused.
 pub fn parse_init(body: &[u8]) -> Result<Init, ProxyError> {
-    let body: InitBody = serde_json::from_slice(body).map_err(|e| bad(format!("{e}")))?;
+    let text = object_text(body, "/init")?;
+    let body: InitBody = serde_json::from_str(text).map_err(|e| bad(format!("{e}")))?;
     let value: InitValue = match body.value {
         None | Some(Value::Null) => InitValue::default(),
         Some(value @ Value::Object(_)) => {
@@ -97,34 +120,29 @@ pub struct Run {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum Millis {
-    Number(u64),
-    Text(String),
+struct RunEnvelope<'a> {
+    #[serde(default, borrow)]
+    deadline: Option<&'a serde_json::value::RawValue>,
 }
 
-#[derive(Deserialize)]
-struct RunEnvelope {
-    #[serde(default)]
-    deadline: Option<Millis>,
+/// Epoch milliseconds, as a number or a string of digits; anything else is no deadline.
+fn millis(raw: &serde_json::value::RawValue) -> Option<u64> {
+    let text = raw.get().trim_matches('"');
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|m| *m >= 0.0)
+        .map(|m| m as u64)
 }
 
 /// Checks that the body is one JSON object (in a single pass that builds nothing but the
 /// deadline) and folds it onto one line: inside valid JSON a line break can only be
 /// whitespace, so replacing it with a space changes nothing else.
 pub fn prepare_run(body: Bytes) -> Result<Run, ProxyError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(ProxyError::BadRequest(
-            "Invalid /run request: the body must be a JSON object".into(),
-        ));
-    }
-    let envelope: RunEnvelope = serde_json::from_slice(&body)
+    let text = object_text(&body, "/run")?;
+    let envelope: RunEnvelope = serde_json::from_str(text)
         .map_err(|e| ProxyError::BadRequest(format!("Invalid /run request: {e}")))?;
-    let deadline = envelope.deadline.and_then(|d| match d {
-        Millis::Number(n) => Some(n),
-        Millis::Text(t) => t.trim().parse().ok(),
-    });
+    let deadline = envelope.deadline.and_then(millis);
     let deadline = deadline.map(|at| {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -194,5 +212,9 @@ mod tests {
         assert!(prepare_run(Bytes::from_static(b"[1]")).is_err());
         assert!(prepare_run(Bytes::from_static(b"{\"value\":")).is_err());
         assert!(prepare_run(Bytes::from_static(b"{} {}")).is_err());
+        assert!(prepare_run(Bytes::from_static(b"{\"value\":\"\xfe\"}")).is_err());
+        assert!(prepare_run(Bytes::from_static(b"\x0c{}")).is_err());
+        let odd = prepare_run(Bytes::from_static(b"{\"deadline\":true}")).unwrap();
+        assert_eq!(odd.deadline, None);
     }
 }

@@ -7,7 +7,7 @@
 mod orphans;
 mod sys;
 
-pub use orphans::reap_when_init;
+pub use orphans::{kill_all, reap_when_init};
 
 use std::ffi::OsString;
 use std::fmt;
@@ -229,6 +229,9 @@ impl Child {
         loop {
             if let Some(i) = memchr::memchr(b'\n', &self.pending[scanned..]) {
                 let end = scanned + i;
+                if end as u64 > limit {
+                    return Err(ChildError::TooLong(limit));
+                }
                 let mut line = self.pending.split_to(end + 1);
                 line.truncate(end);
                 return Ok(line.freeze());

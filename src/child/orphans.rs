@@ -27,6 +27,14 @@ pub fn release(pid: u32) {
     }
 }
 
+/// Kills every child still running, with its process group (the proxy is stopping).
+pub fn kill_all() {
+    let ours = OURS.lock().map(|o| o.clone()).unwrap_or_default();
+    for pid in ours {
+        sys::kill_group(pid);
+    }
+}
+
 /// Starts reaping orphans on every SIGCHLD, if this process is PID 1.
 pub fn reap_when_init() {
     if std::process::id() != 1 {

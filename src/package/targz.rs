@@ -48,6 +48,9 @@ pub fn unpack(bytes: &[u8], sink: &mut Sink, limit: u64) -> Result<(), PackageEr
             }
         }
     }
+    // tar stops at its end-of-archive records; the gzip trailer (CRC and size) comes after,
+    // and only reading it proves the stream was not damaged.
+    std::io::copy(&mut archive.into_inner(), &mut std::io::sink()).map_err(|e| sink.corrupt(e))?;
     Ok(())
 }
 
