@@ -66,7 +66,7 @@ impl Launch {
             Err(e) => {
                 child.kill();
                 logs::explain(&e.message());
-                child.frame_logs().await;
+                child.frame_logs();
                 Err(e)
             }
         }
@@ -202,7 +202,7 @@ impl Action {
             },
         };
         // The error body names the cause; the activation's logs stay the action's own (SPEC §4).
-        child.frame_logs().await;
+        child.frame_logs();
         match outcome {
             Ok(answer) => classify(answer),
             Err(e) => {

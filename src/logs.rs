@@ -9,9 +9,9 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::unix::pipe;
-use tokio::sync::{mpsc, oneshot};
 
 pub const SENTINEL: &str = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
 
@@ -67,17 +67,6 @@ impl Source {
         Ok(Source { pipe, now })
     }
 
-    /// Waits for data; `Ok(0)` at end of file.
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            self.pipe.readable().await?;
-            match self.pipe.try_read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return other,
-            }
-        }
-    }
-
     /// Waits for data and appends it to `buf` (within its spare capacity); `Ok(0)` at end of
     /// file, or when `buf` has no spare capacity.
     pub async fn read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
@@ -98,66 +87,95 @@ impl Source {
 
 /// The two log pumps of one child.
 pub struct Logs {
-    stdout: mpsc::UnboundedSender<oneshot::Sender<()>>,
-    stderr: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    stdout: Pump,
+    stderr: Pump,
 }
 
 impl Logs {
     /// Starts copying the child's streams to the proxy's.
     pub fn start(stdout: Source, stderr: Source) -> Logs {
         Logs {
-            stdout: spawn_pump(stdout, Stream::Stdout),
-            stderr: spawn_pump(stderr, Stream::Stderr),
+            stdout: Pump::start(stdout, Stream::Stdout),
+            stderr: Pump::start(stderr, Stream::Stderr),
         }
     }
 
     /// Copies everything the child has written so far, then the sentinel on both streams.
     /// The launchers flush before they answer, so "so far" covers the whole activation.
-    pub async fn frame(&self) {
-        let (out_done, out_wait) = oneshot::channel();
-        let (err_done, err_wait) = oneshot::channel();
-        let out_sent = self.stdout.send(out_done).is_ok();
-        let err_sent = self.stderr.send(err_done).is_ok();
-        if out_sent {
-            let _ = out_wait.await;
+    /// Done right here, not by the pump tasks: no round trip through the scheduler.
+    pub fn frame(&self) {
+        self.stdout.frame();
+        self.stderr.frame();
+    }
+}
+
+/// One stream: a task copies data as it arrives; `frame` drains and ends the activation.
+/// Both go through the same [`Copier`], so no byte is copied twice or out of order.
+struct Pump {
+    source: Arc<Source>,
+    copier: Arc<Mutex<Copier>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Pump {
+    fn start(source: Source, stream: Stream) -> Pump {
+        let source = Arc::new(source);
+        let copier = Arc::new(Mutex::new(Copier {
+            stream,
+            mid_line: false,
+            open: true,
+            buf: vec![0u8; 64 * 1024],
+        }));
+        let task = tokio::spawn(copy_as_it_comes(Arc::clone(&source), Arc::clone(&copier)));
+        Pump {
+            source,
+            copier,
+            task,
         }
-        if err_sent {
-            let _ = err_wait.await;
+    }
+
+    fn frame(&self) {
+        if let Ok(mut copier) = self.copier.lock() {
+            copier.drain(&self.source);
+            copier.sentinel();
         }
     }
 }
 
-fn spawn_pump(source: Source, stream: Stream) -> mpsc::UnboundedSender<oneshot::Sender<()>> {
-    let (requests, receiver) = mpsc::unbounded_channel();
-    tokio::spawn(pump(source, stream, receiver));
-    requests
+impl Drop for Pump {
+    fn drop(&mut self) {
+        if let Ok(mut copier) = self.copier.lock() {
+            copier.drain(&self.source);
+        }
+        self.task.abort();
+    }
 }
 
-/// Copies one stream until the child's side closes, serving sentinel requests all along.
-async fn pump(
-    source: Source,
-    stream: Stream,
-    mut requests: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
-) {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut copier = Copier {
-        stream,
-        mid_line: false,
-        open: true,
-    };
+/// Copies one stream until the child's side closes.
+async fn copy_as_it_comes(source: Arc<Source>, copier: Arc<Mutex<Copier>>) {
     loop {
-        tokio::select! {
-            biased;
-            request = requests.recv() => {
-                copier.drain(&source, &mut buf);
-                let Some(done) = request else { return };
-                copier.sentinel();
-                let _ = done.send(());
+        if source.pipe.readable().await.is_err() {
+            return;
+        }
+        let Ok(mut copier) = copier.lock() else {
+            return;
+        };
+        // Through tokio, so that its readiness is cleared once the pipe is empty.
+        loop {
+            let Copier { buf, .. } = &mut *copier;
+            match source.pipe.try_read(buf) {
+                Ok(0) => {
+                    copier.open = false;
+                    return;
+                }
+                Ok(n) => copier.copy_buffered(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    copier.open = false;
+                    return;
+                }
             }
-            read = source.read(&mut buf), if copier.open => match read {
-                Ok(0) | Err(_) => copier.open = false,
-                Ok(n) => copier.copy(&buf[..n]),
-            },
         }
     }
 }
@@ -168,24 +186,26 @@ struct Copier {
     mid_line: bool,
     /// The child's end may still write.
     open: bool,
+    buf: Vec<u8>,
 }
 
 impl Copier {
-    fn copy(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
+    /// Writes out the first `n` bytes of the buffer.
+    fn copy_buffered(&mut self, n: usize) {
+        if n == 0 {
             return;
         }
         // Nowhere to report a failing stdout; keep draining so the child never blocks on us.
-        let _ = self.stream.write(bytes);
-        self.mid_line = bytes.last() != Some(&b'\n');
+        let _ = self.stream.write(&self.buf[..n]);
+        self.mid_line = self.buf[n - 1] != b'\n';
     }
 
-    /// Copies whatever is in the pipe right now.
-    fn drain(&mut self, source: &Source, buf: &mut [u8]) {
+    /// Copies whatever is in the pipe right now, asking the kernel, not tokio's last word.
+    fn drain(&mut self, source: &Source) {
         while self.open {
-            match source.read_now(buf) {
+            match source.read_now(&mut self.buf) {
                 Ok(0) => self.open = false,
-                Ok(n) => self.copy(&buf[..n]),
+                Ok(n) => self.copy_buffered(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return,
             }

@@ -262,8 +262,8 @@ impl Child {
     }
 
     /// Frames the logs of the activation that just ended.
-    pub async fn frame_logs(&self) {
-        self.logs.frame().await;
+    pub fn frame_logs(&self) {
+        self.logs.frame();
     }
 
     /// Kills the child and everything it started.
