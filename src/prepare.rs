@@ -270,6 +270,12 @@ pub fn launcher_spec(
         .interpreter
         .clone()
         .unwrap_or_else(|| PathBuf::from(settings.runtime.interpreter()));
+    let mut env = env;
+    if let Some(tunables) = settings.runtime.allocator_tunables()
+        && settings.tune_child_malloc
+    {
+        env.push(("GLIBC_TUNABLES".into(), tunables.into()));
+    }
     Spec {
         program,
         args: vec![launcher.as_os_str().to_os_string()],

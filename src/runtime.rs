@@ -76,6 +76,20 @@ impl Runtime {
         var.starts_with("LD_") || prefixes.iter().any(|p| var.starts_with(p))
     }
 
+    /// Environment for the interpreter itself. CPython takes large buffers from glibc's malloc,
+    /// which by default maps and unmaps every block over 128 KiB: a 1 MiB activation then pays
+    /// hundreds of fresh page faults each time (about 0.8 ms here). Keeping such blocks in the
+    /// heap, and a little freed heap, makes them warm for the next activation.
+    pub fn allocator_tunables(self) -> Option<&'static str> {
+        match self {
+            Runtime::Python => {
+                Some("glibc.malloc.mmap_threshold=8388608:glibc.malloc.trim_threshold=16777216")
+            }
+            // V8 and the Zend engine manage their large blocks themselves.
+            Runtime::Nodejs | Runtime::Php => None,
+        }
+    }
+
     /// Writes the launcher into `dir` and returns its path.
     pub fn install_launcher(self, dir: &Path) -> io::Result<PathBuf> {
         std::fs::create_dir_all(dir)?;

@@ -113,6 +113,9 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// `OW_PREWARM` (default on): start the interpreter before `/init` arrives.
     pub prewarm: bool,
+    /// Whether the proxy may give its Python children allocator tunables: only when the
+    /// environment sets no `GLIBC_TUNABLES` of its own.
+    pub tune_child_malloc: bool,
     pub limits: Limits,
     /// Where `action/<n>` folders go: the working directory at start.
     pub workdir: PathBuf,
@@ -185,6 +188,7 @@ impl Settings {
                 && var("OW_ENFORCE_DEADLINE").as_deref() != Some("0"),
             shutdown_grace: Duration::from_secs(number("OW_SHUTDOWN_GRACE_SECONDS", 10)?),
             prewarm: var("OW_PREWARM").as_deref() != Some("0"),
+            tune_child_malloc: var("GLIBC_TUNABLES").is_none(),
             limits,
             workdir,
         })

@@ -468,3 +468,25 @@ fn base64_source_that_is_not_an_archive_is_a_single_file() {
     init_binary_ok(&p, code.as_bytes(), "main");
     assert_eq!(run_ok(&p, json!({})), json!({"from": "base64 source"}));
 }
+
+#[test]
+fn python_children_get_allocator_tunables_unless_the_environment_sets_its_own() {
+    let code = "import os\ndef main(args):\n    return {'t': os.environ.get('GLIBC_TUNABLES')}\n";
+    let tuned = Proxy::start("python");
+    init_ok(&tuned, code, "main");
+    let t = run_ok(&tuned, json!({}))["t"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(t.contains("glibc.malloc.mmap_threshold="), "{t}");
+    let own = Proxy::start_with(
+        "python",
+        &[("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")],
+        &[],
+    );
+    init_ok(&own, code, "main");
+    assert_eq!(
+        run_ok(&own, json!({}))["t"],
+        json!("glibc.malloc.arena_max=2")
+    );
+}
