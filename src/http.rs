@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::serve::ListenerExt;
+use bytes::BytesMut;
 use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 
@@ -40,8 +41,9 @@ fn json(status: StatusCode, body: impl Into<Body>) -> Response {
     response
 }
 
-/// Reads the whole body, refusing one over the limit before reading it when the client
-/// announced its length, and while reading it otherwise.
+/// Reads the whole body into one buffer sized from `Content-Length`, so a large body is held
+/// once, not as a list of chunks plus their concatenation. A body over the limit is refused
+/// before it is read when its length is announced, and as soon as it passes the limit when not.
 async fn body(request: Request, limit: u64) -> Result<Bytes, ProxyError> {
     let announced = request
         .headers()
@@ -51,14 +53,19 @@ async fn body(request: Request, limit: u64) -> Result<Bytes, ProxyError> {
     if announced.is_some_and(|n| n > limit) {
         return Err(ProxyError::TooLarge(limit));
     }
-    let limited = http_body_util::Limited::new(request.into_body(), limit as usize);
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::TooLarge(limit)),
-        Err(e) => Err(ProxyError::BadRequest(format!(
-            "Could not read the request body: {e}"
-        ))),
+    let mut buffer = BytesMut::with_capacity(announced.unwrap_or(0) as usize);
+    let mut incoming = request.into_body();
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame
+            .map_err(|e| ProxyError::BadRequest(format!("Could not read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if (buffer.len() + data.len()) as u64 > limit {
+                return Err(ProxyError::TooLarge(limit));
+            }
+            buffer.extend_from_slice(&data);
+        }
     }
+    Ok(buffer.freeze())
 }
 
 /// Runs the work in a task of its own. A client that hangs up drops its request's future: the
