@@ -65,8 +65,7 @@ impl Launch {
             Ok(()) => Ok(child),
             Err(e) => {
                 child.kill();
-                logs::explain(&e.message());
-                child.frame_logs();
+                child.frame_logs_explained(&e.message());
                 Err(e)
             }
         }

@@ -104,8 +104,14 @@ impl Logs {
     /// The launchers flush before they answer, so "so far" covers the whole activation.
     /// Done right here, not by the pump tasks: no round trip through the scheduler.
     pub fn frame(&self) {
-        self.stdout.frame();
-        self.stderr.frame();
+        self.frame_with(None);
+    }
+
+    /// The same, with a line from the proxy (why the activation failed) after the child's own
+    /// stderr and before its sentinel.
+    pub fn frame_with(&self, note: Option<&str>) {
+        self.stdout.frame(None);
+        self.stderr.frame(note);
     }
 }
 
@@ -134,9 +140,12 @@ impl Pump {
         }
     }
 
-    fn frame(&self) {
+    fn frame(&self, note: Option<&str>) {
         if let Ok(mut copier) = self.copier.lock() {
             copier.drain(&self.source);
+            if let Some(note) = note {
+                copier.note(note);
+            }
             copier.sentinel();
         }
     }
@@ -210,6 +219,14 @@ impl Copier {
                 Err(_) => return,
             }
         }
+    }
+
+    /// A line of the proxy's own, starting a line of its own.
+    fn note(&mut self, text: &str) {
+        let start = if self.mid_line { "\n" } else { "" };
+        let line = format!("{start}{}\n", text.trim_end());
+        let _ = self.stream.write(line.as_bytes());
+        self.mid_line = false;
     }
 
     fn sentinel(&mut self) {

@@ -266,6 +266,11 @@ impl Child {
         self.logs.frame();
     }
 
+    /// Frames the logs of a failed start, the proxy's explanation after the child's own output.
+    pub fn frame_logs_explained(&self, why: &str) {
+        self.logs.frame_with(Some(why));
+    }
+
     /// Kills the child and everything it started.
     pub fn kill(&self) {
         if self.exited().is_none() {
