@@ -256,6 +256,8 @@ mod tests {
             b"{oops",
             b"{} trailing",
             b"",
+            b"\x0c{}",
+            b"{\"a\":\"\xfe\"}",
         ] {
             assert!(
                 matches!(
