@@ -196,6 +196,8 @@ mod tests {
             br#"{"value":5}"#,
             br#"{"value":{"code":7}}"#,
             b"[1]",
+            br#"[{"code":"x"}]"#,
+            b"{\"other\":\"\xfe\"}",
         ] {
             assert!(matches!(parse_init(bad), Err(ProxyError::BadRequest(_))));
         }
