@@ -87,16 +87,7 @@ async fn init(State(state): State<Arc<AppState>>, request: Request) -> Response 
         let bytes = body(request, state.body_limit).await?;
         finish_detached(&state, move |proxy| async move { proxy.init(&bytes).await }).await
     };
-    let started = std::time::Instant::now();
-    let outcome = outcome.await;
-    tracing::debug!(elapsed = ?started.elapsed(), ok = outcome.is_ok(), "/init");
-    match outcome {
-        Ok(()) => json(StatusCode::OK, b"{\"ok\":true}".to_vec()),
-        Err(e) => {
-            tracing::debug!(error = %e.message(), "/init failed");
-            e.into_response()
-        }
-    }
+    respond("/init", outcome, |()| b"{\"ok\":true}".to_vec()).await
 }
 
 async fn run(State(state): State<Arc<AppState>>, request: Request) -> Response {
@@ -104,13 +95,24 @@ async fn run(State(state): State<Arc<AppState>>, request: Request) -> Response {
         let bytes = body(request, state.body_limit).await?;
         finish_detached(&state, move |proxy| async move { proxy.run(bytes).await }).await
     };
+    respond("/run", outcome, |answer| answer).await
+}
+
+/// Awaits the outcome and turns it into the answer, with a debug line for `-debug`.
+async fn respond<T, B: Into<Body>>(
+    route: &str,
+    outcome: impl std::future::Future<Output = Result<T, ProxyError>>,
+    ok: impl FnOnce(T) -> B,
+) -> Response {
     let started = std::time::Instant::now();
     let outcome = outcome.await;
-    tracing::debug!(elapsed = ?started.elapsed(), ok = outcome.is_ok(), "/run");
     match outcome {
-        Ok(answer) => json(StatusCode::OK, answer),
+        Ok(value) => {
+            tracing::debug!(elapsed = ?started.elapsed(), "{route} ok");
+            json(StatusCode::OK, ok(value))
+        }
         Err(e) => {
-            tracing::debug!(error = %e.message(), "/run failed");
+            tracing::debug!(elapsed = ?started.elapsed(), error = %e.message(), "{route} failed");
             e.into_response()
         }
     }
@@ -145,22 +147,17 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
     });
     tracing::info!("listening on {addr}");
-    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let (stopping, mut stop) = tokio::sync::watch::channel(false);
     let app = router(Arc::clone(&proxy), body_limit);
-    let server = axum::serve(listener, app).with_graceful_shutdown({
-        let mut stop = stop.clone();
-        async move {
-            let _ = stop.wait_for(|s| *s).await;
-        }
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
     });
-    let mut stop_wait = stop;
     tokio::select! {
         served = server => served?,
         _ = async {
             signalled().await;
             tracing::info!("stopping");
             let _ = stopping.send(true);
-            let _ = stop_wait.wait_for(|s| *s).await;
             tokio::time::sleep(grace).await;
         } => tracing::warn!("grace period over"),
     }
