@@ -736,6 +736,14 @@ def bench_language(lang, binary, args, workdir, log):
                                            proxy.proc.pid if proxy else None, launcher)
         if proxy:
             out["rss_after_kib"] = proxy.rss_kib()
+            # The HTTP hop alone: the same client and connection to a route that reaches no
+            # child (404). The proxy's overhead over the floor cannot go below this.
+            def via_404(b):
+                return raw.post(b"/no-child", b)[1]
+            small = run_body(60)
+            timed_batch(via_404, small, 100)
+            hop, _ = timed_batch(via_404, small, max(200, int(4000 * scale)))
+            out["http_hop_p50_ms"] = ms(percentile(hop, 50))
             raw.close()
             raw = None
             # 6: 4 connections on the same proxy (1 child), then fresh proxies
@@ -801,6 +809,9 @@ def targets(results):
             if raw is not None:
                 o = lat["60 B"]["overhead_ms"]
                 rows.append(("  same, through http.client", "%.3f ms" % o, None))
+            hop = r.get("http_hop_p50_ms")
+            if hop is not None:
+                rows.append(("  HTTP hop alone (404, no child)", "%.3f ms" % hop, None))
         if lat.get("1 MiB", {}).get("proxy"):
             # Judged through the lean keep-alive client: http.client's own per-request cost
             # (about 0.05 ms) is the client's, not the proxy's; it is shown for reference.
