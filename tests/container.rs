@@ -6,10 +6,11 @@ use common::*;
 
 use std::time::{Duration, Instant};
 
-/// Starts the proxy as PID 1 of a new PID namespace (with its own /proc).
+/// Starts the proxy as PID 1 of a new PID namespace (with its own /proc). `--kill-child`: when
+/// the test kills `unshare`, the proxy inside goes too.
 fn as_pid_one() -> Proxy {
     Proxy::launch(
-        &["unshare", "--pid", "--fork", "--mount-proc"],
+        &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"],
         &[],
         &["--runtime", "python"],
     )
