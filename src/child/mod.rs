@@ -272,10 +272,9 @@ impl Child {
     }
 
     /// Kills the child and everything it started.
+    /// The group may outlive its leader, so it is killed whether or not the leader has ended.
     pub fn kill(&self) {
-        if self.exited().is_none() {
-            sys::kill_group(self.pid);
-        }
+        sys::kill_group(self.pid);
     }
 }
 
