@@ -34,6 +34,25 @@ pub struct Proxy {
     process: Child,
 }
 
+/// Everything a test may vary about how the proxy is started.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// A command the proxy is started through (e.g. `unshare ...`); empty for none.
+    pub wrapper: &'a [&'a str],
+    /// Variables added to the environment.
+    pub env: &'a [(&'a str, &'a str)],
+    /// Flags after `--port N`.
+    pub args: &'a [&'a str],
+    /// The proxy's folder (logs, and its working directory unless `cwd`); default a fresh one.
+    pub dir: Option<tempfile::TempDir>,
+    /// The working directory; default the proxy's folder.
+    pub cwd: Option<PathBuf>,
+    /// The program to start; default the binary under test.
+    pub program: Option<PathBuf>,
+    /// Start from an empty environment (then `env` is all the proxy gets).
+    pub clear_env: bool,
+}
+
 /// What the proxy answered.
 #[derive(Debug)]
 pub struct Answer {
@@ -96,22 +115,39 @@ impl Proxy {
     /// The proxy started through `wrapper` (e.g. `unshare ...`, empty for none) with exactly
     /// these flags after `--port`.
     pub fn launch(wrapper: &[&str], env: &[(&str, &str)], args: &[&str]) -> Proxy {
-        let dir = tempfile::tempdir().unwrap();
+        Proxy::launch_with(Options {
+            wrapper,
+            env,
+            args,
+            ..Options::default()
+        })
+    }
+
+    /// The proxy started as `options` say; its logs go to `stdout.log` and `stderr.log` in its
+    /// folder.
+    pub fn launch_with(options: Options) -> Proxy {
+        let dir = options
+            .dir
+            .unwrap_or_else(|| tempfile::tempdir().unwrap());
         let port = free_port();
-        let binary = binary();
-        let mut words: Vec<&std::ffi::OsStr> = wrapper.iter().map(|w| w.as_ref()).collect();
-        words.push(binary.as_os_str());
+        let program = options.program.unwrap_or_else(binary);
+        let mut words: Vec<&std::ffi::OsStr> =
+            options.wrapper.iter().map(|w| w.as_ref()).collect();
+        words.push(program.as_os_str());
         let mut command = Command::new(words[0]);
+        if options.clear_env {
+            command.env_clear();
+        }
         command
             .args(&words[1..])
-            .current_dir(dir.path())
+            .current_dir(options.cwd.as_deref().unwrap_or(dir.path()))
             .arg("--port")
             .arg(port.to_string())
-            .args(args)
+            .args(options.args)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
             .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
-        for (k, v) in env {
+        for (k, v) in options.env {
             command.env(k, v);
         }
         let process = command.spawn().expect("start actionloop");
