@@ -65,7 +65,7 @@ impl Launch {
             Ok(()) => Ok(child),
             Err(e) => {
                 child.kill();
-                child.frame_logs_explained(&e.message());
+                child.frame_logs_explained(&e.cause());
                 Err(e)
             }
         }
@@ -158,6 +158,7 @@ impl Action {
         request: &[u8],
         deadline: Option<Duration>,
     ) -> Result<Bytes, ProxyError> {
+        let _activation = logs::Activation::begin();
         let _permit = self
             .free
             .acquire()

@@ -34,8 +34,11 @@ pub enum ProxyError {
     Locate(String),
     /// The action failed while loading; the detail is empty in compat mode.
     Start(String),
-    /// A fixed `/init` failure text of the Go proxy (ack, exec env).
+    /// A fixed `/init` failure text of the Go proxy (ack, exec env), and the detail.
     InitFailed(&'static str, String),
+    /// An `/init` failure in the Go proxy's words (`OW_LOG_INIT_ERROR`): one of its two fixed
+    /// texts, the cause told in the logs only.
+    Fixed(&'static str),
     /// `/run` before a successful `/init`.
     NoAction,
     /// The action answered something other than an object or array.
@@ -61,6 +64,7 @@ impl ProxyError {
             ProxyError::Locate(_)
             | ProxyError::Start(_)
             | ProxyError::InitFailed(..)
+            | ProxyError::Fixed(_)
             | ProxyError::NotADictionary
             | ProxyError::BadAnswer(_) => StatusCode::BAD_GATEWAY,
             ProxyError::NoAction | ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -87,12 +91,56 @@ impl ProxyError {
             ProxyError::Locate(detail) => with_detail(CANNOT_LOCATE, detail),
             ProxyError::Start(detail) => with_detail(CANNOT_START, detail),
             ProxyError::InitFailed(fixed, detail) => with_detail(fixed, detail),
+            ProxyError::Fixed(text) => (*text).into(),
             ProxyError::NoAction => NO_ACTION.into(),
             ProxyError::NotADictionary => NOT_A_DICTIONARY.into(),
             ProxyError::BadAnswer(why) => why.clone(),
             ProxyError::Exited(why) => why.clone(),
             ProxyError::NotFound => "Not found: the proxy serves POST /init and POST /run.".into(),
             ProxyError::Internal(why) => format!("Internal proxy error: {why}"),
+        }
+    }
+
+    /// Which of the Go proxy's two `/init` failure texts this error falls under: building or
+    /// locating the action (unpacking included), or starting it. `None` for a request refused
+    /// at the door (already initialised, not JSON, no code, not base64), which the Go proxy
+    /// also answers with its own words.
+    fn init_stage(&self) -> Option<&'static str> {
+        match self {
+            ProxyError::Package(PackageError::Base64(_)) => None,
+            ProxyError::Package(_) | ProxyError::Locate(_) => Some(CANNOT_LOCATE),
+            ProxyError::Start(_) | ProxyError::InitFailed(..) => Some(CANNOT_START),
+            _ => None,
+        }
+    }
+
+    /// How `/init` answers this error: with its cause, or, with `OW_LOG_INIT_ERROR`, exactly
+    /// as the Go proxy does (`initHandler.go`): one fixed text per stage, status 502.
+    pub fn worded_for_init(self, log_init_error: bool) -> ProxyError {
+        match self.init_stage() {
+            Some(text) if log_init_error => ProxyError::Fixed(text),
+            _ => self,
+        }
+    }
+
+    /// Whether a failed `/init` ends its logs with this error's cause and a sentinel on each
+    /// stream: every failure that reached the action (its build or start), and with
+    /// `OW_LOG_INIT_ERROR` also a package that cannot be unpacked, as in the Go proxy.
+    pub fn frames_init(&self, log_init_error: bool) -> bool {
+        match self {
+            ProxyError::Package(PackageError::Base64(_)) => false,
+            ProxyError::Package(_) => log_init_error,
+            other => other.init_stage().is_some(),
+        }
+    }
+
+    /// The cause as the logs tell it: without the fixed text that points to the logs.
+    pub fn cause(&self) -> String {
+        match self {
+            ProxyError::Locate(detail) | ProxyError::Start(detail) if !detail.is_empty() => {
+                detail.clone()
+            }
+            other => other.message(),
         }
     }
 

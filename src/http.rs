@@ -23,6 +23,8 @@ use crate::proxy::Proxy;
 struct AppState {
     proxy: Arc<Proxy>,
     body_limit: u64,
+    /// `OW_LOG_INIT_ERROR`: `/init` failures in the Go proxy's fixed words.
+    log_init_error: bool,
 }
 
 impl IntoResponse for ProxyError {
@@ -85,7 +87,9 @@ where
 async fn init(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let outcome = async {
         let bytes = body(request, state.body_limit).await?;
-        finish_detached(&state, move |proxy| async move { proxy.init(&bytes).await }).await
+        finish_detached(&state, move |proxy| async move { proxy.init(&bytes).await })
+            .await
+            .map_err(|e| e.worded_for_init(state.log_init_error))
     };
     respond("/init", outcome, |()| b"{\"ok\":true}".to_vec()).await
 }
@@ -124,8 +128,13 @@ async fn not_found(State(state): State<Arc<AppState>>, request: Request) -> Resp
     ProxyError::NotFound.into_response()
 }
 
-pub fn router(proxy: Arc<Proxy>, body_limit: u64) -> Router {
-    let state = Arc::new(AppState { proxy, body_limit });
+pub fn router(proxy: Arc<Proxy>) -> Router {
+    let settings = proxy.settings();
+    let state = Arc::new(AppState {
+        body_limit: settings.limits.request_bytes,
+        log_init_error: settings.log_init_error,
+        proxy,
+    });
     Router::new()
         .route("/init", post(init))
         .route("/run", post(run))
@@ -139,7 +148,6 @@ pub fn router(proxy: Arc<Proxy>, body_limit: u64) -> Router {
 pub async fn serve(
     proxy: Arc<Proxy>,
     addr: SocketAddr,
-    body_limit: u64,
     grace: std::time::Duration,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?.tap_io(|tcp| {
@@ -148,7 +156,7 @@ pub async fn serve(
     });
     tracing::info!("listening on {addr}");
     let (stopping, mut stop) = tokio::sync::watch::channel(false);
-    let app = router(Arc::clone(&proxy), body_limit);
+    let app = router(Arc::clone(&proxy));
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stop.wait_for(|s| *s).await;
     });

@@ -41,18 +41,20 @@ use settings::Settings;
 
 /// Sends the proxy's own log lines to stderr: warnings and errors by default, everything with
 /// `-debug`, or the level named by `RUST_LOG` (`error`, `warn`, `info`, `debug`, `trace`, `off`).
-pub fn init_tracing(settings: &Settings, rust_log: Option<&str>) {
+pub fn init_tracing(settings: &Settings) {
     use tracing_subscriber::filter::LevelFilter;
     let level = if settings.debug {
         LevelFilter::DEBUG
     } else {
-        rust_log
+        settings
+            .log_level
+            .as_deref()
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(LevelFilter::WARN)
     };
     tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
+        .with_writer(|| logs::ProxyLog)
         .with_ansi(false)
         .with_target(false)
         .init();
@@ -66,13 +68,12 @@ pub fn serve(settings: Settings) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let addr = SocketAddr::from(([0, 0, 0, 0], settings.port));
-    let body_limit = settings.limits.request_bytes;
     let grace = settings.shutdown_grace;
     runtime.block_on(async move {
         child::reap_when_init();
         let proxy = Arc::new(proxy::Proxy::new(settings)?);
         proxy.prewarm().await;
-        http::serve(proxy, addr, body_limit, grace)
+        http::serve(proxy, addr, grace)
             .await
             .map_err(|e| format!("cannot serve on {addr}: {e}"))
     })

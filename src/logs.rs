@@ -52,6 +52,90 @@ pub fn explain(text: &str) {
     let _ = Stream::Stderr.write(line.as_bytes());
 }
 
+/// Marks an activation (a `/run`, or an `/init` attempt) as running, from its start until its
+/// frame is written. While any runs, the proxy's own log lines wait and follow the sentinel,
+/// so that even with `-debug` none lands inside an action's logs (SPEC section 4). Held lines
+/// are bounded; past the bound they are counted and dropped.
+pub struct Activation(());
+
+/// Proxy log bytes held while activations run.
+const HOLD_BYTES: usize = 256 * 1024;
+
+struct Held {
+    running: usize,
+    lines: Vec<u8>,
+    dropped: usize,
+}
+
+static HELD: Mutex<Held> = Mutex::new(Held {
+    running: 0,
+    lines: Vec::new(),
+    dropped: 0,
+});
+
+impl Activation {
+    pub fn begin() -> Activation {
+        if let Ok(mut held) = HELD.lock() {
+            held.running += 1;
+        }
+        Activation(())
+    }
+}
+
+impl Drop for Activation {
+    fn drop(&mut self) {
+        let Ok(mut held) = HELD.lock() else {
+            return;
+        };
+        held.running = held.running.saturating_sub(1);
+        if held.running > 0 {
+            return;
+        }
+        let mut lines = std::mem::take(&mut held.lines);
+        if held.dropped > 0 {
+            lines.extend_from_slice(
+                format!(
+                    "actionloop: {} bytes of proxy log lines dropped\n",
+                    held.dropped
+                )
+                .as_bytes(),
+            );
+            held.dropped = 0;
+        }
+        if !lines.is_empty() {
+            let _ = Stream::Stderr.write(&lines);
+        }
+    }
+}
+
+/// Writes one of the proxy's own log lines to stderr, or holds it while an activation runs.
+pub fn proxy_line(bytes: &[u8]) {
+    let Ok(mut held) = HELD.lock() else {
+        return;
+    };
+    if held.running == 0 {
+        let _ = Stream::Stderr.write(bytes);
+    } else if held.lines.len() + bytes.len() <= HOLD_BYTES {
+        held.lines.extend_from_slice(bytes);
+    } else {
+        held.dropped += bytes.len();
+    }
+}
+
+/// The writer the proxy's `tracing` lines go through: [`proxy_line`] per event.
+pub struct ProxyLog;
+
+impl Write for ProxyLog {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        proxy_line(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The readable end of a pipe, usable both ways: awaited through tokio, and read at once with
 /// a plain system call when we must know what is in it *now*, whatever tokio last saw.
 pub struct Source {

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    actionloop::init_tracing(&settings, std::env::var("RUST_LOG").ok().as_deref());
+    actionloop::init_tracing(&settings);
     let outcome = match settings.compile.clone() {
         Some(main) => actionloop::compile::run(&settings, &main),
         None => actionloop::serve(settings),

@@ -119,7 +119,7 @@ pub fn plan(
         return Ok(Plan::Executable(exec));
     }
     if let Some(compiler) = &settings.compiler {
-        let built = compile(compiler, main, folders, env)?;
+        let built = compile(settings, compiler, main, folders, env)?;
         check_execution_env(settings, &folders.bin)?;
         return Ok(Plan::Executable(built));
     }
@@ -158,17 +158,25 @@ fn check_execution_env(settings: &Settings, folder: &Path) -> Result<(), ProxyEr
 /// Runs `$OW_COMPILER <main> <src> <bin>`. As with the Go proxy, a compiler that prints
 /// anything has failed, whatever its exit status.
 fn compile(
+    settings: &Settings,
     compiler: &Path,
     main: &str,
     folders: &Folders,
     env: &[(String, String)],
 ) -> Result<PathBuf, ProxyError> {
     fs::create_dir_all(&folders.bin).map_err(|e| ProxyError::Internal(e.to_string()))?;
-    let output = Command::new(compiler)
+    // Exactly what the Go proxy gives its compiler: PATH and the action's variables. The
+    // official compile scripts write `bin/exec.env` from `__OW_EXECUTION_ENV`.
+    let mut command = Command::new(compiler);
+    command.env_clear();
+    if let Some(path) = &settings.path {
+        command.env("PATH", path);
+    }
+    let output = command
         .arg(main)
         .arg(&folders.code)
         .arg(&folders.bin)
-        .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(action_env(settings, env))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| ProxyError::Locate(format!("cannot run {}: {e}", compiler.display())))?;
@@ -195,9 +203,28 @@ fn compile(
     Ok(exec)
 }
 
-/// The environment a child gets on top of the proxy's: the action's own, and `OW_DEBUG`.
+/// The variables an action and its compiler get from the proxy, as the Go proxy sets them:
+/// its version, `OW_EXECUTION_ENV` and `OW_WAIT_FOR_ACK` as `__OW_*`, the proxy's own
+/// `__OW_*` variables, then the init `env` (later entries win).
+pub fn action_env(settings: &Settings, env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut all = vec![(
+        "__OW_PROXY_VERSION".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    )];
+    if let Some(version) = &settings.execution_env {
+        all.push(("__OW_EXECUTION_ENV".into(), version.clone()));
+    }
+    if let Some(ack) = &settings.wait_for_ack {
+        all.push(("__OW_WAIT_FOR_ACK".into(), ack.clone()));
+    }
+    all.extend(settings.ow_vars.iter().cloned());
+    all.extend(env.iter().cloned());
+    all
+}
+
+/// The environment a child gets on top of the proxy's: the action's, and `OW_DEBUG`.
 pub fn child_env(settings: &Settings, env: &[(String, String)]) -> Vec<(String, String)> {
-    let mut all = env.to_vec();
+    let mut all = action_env(settings, env);
     if settings.debug {
         all.push(("OW_DEBUG".into(), "1".into()));
     }
@@ -213,24 +240,20 @@ pub fn launch(
     main: &str,
     env: &[(String, String)],
 ) -> Launch {
-    let mut child_env = child_env(settings, env);
+    let child_env = child_env(settings, env);
     match plan {
         Plan::Executable(exec) => {
-            if let Some(version) = &settings.execution_env {
-                child_env.push(("__OW_EXECUTION_ENV".into(), version.clone()));
-            }
-            if settings.wait_for_ack {
-                child_env.push(("__OW_WAIT_FOR_ACK".into(), "1".into()));
-            }
             Launch {
                 spec: Spec {
                     program: exec.clone(),
                     args: Vec::new(),
-                    cwd: exec.parent().unwrap_or(&folders.code).to_path_buf(),
+                    // The Go proxy starts executables where it runs itself; the official
+                    // `exec` scripts change to their own folder.
+                    cwd: settings.workdir.clone(),
                     env: child_env,
                 },
                 init_line: None,
-                ack: if settings.wait_for_ack {
+                ack: if settings.wait_for_ack.is_some() {
                     Ack::Required
                 } else {
                     Ack::None

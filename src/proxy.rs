@@ -1,7 +1,7 @@
 //! The proxy's state across requests: the interpreter kept warm for the next `/init`, the
 //! initialised action, and how `/init` turns a code package into a running child.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -47,9 +47,15 @@ impl Proxy {
         })
     }
 
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// Starts an interpreter for the next `/init`, unless one waits already or an action runs.
     pub async fn prewarm(&self) {
-        if !self.settings.prewarm || self.action.initialized() {
+        // With a compiler every source is built into an executable: a launcher is never used.
+        let useful = self.settings.prewarm && self.settings.compiler.is_none();
+        if !useful || self.action.initialized() {
             return;
         }
         let mut slot = self.prewarmed.lock().await;
@@ -81,15 +87,16 @@ impl Proxy {
     /// Handles `/init`.
     pub async fn init(self: &Arc<Self>, body: &[u8]) -> Result<(), ProxyError> {
         if self.action.initialized() {
-            logs::explain(crate::error::ALREADY_INITIALIZED);
-            return Err(ProxyError::AlreadyInitialized);
+            return Err(self.refuse_second_init());
         }
         let _one_at_a_time = self.init_lock.lock().await;
         if self.action.initialized() {
-            logs::explain(crate::error::ALREADY_INITIALIZED);
-            return Err(ProxyError::AlreadyInitialized);
+            return Err(self.refuse_second_init());
         }
-        let result = self.try_init(body).await;
+        let result = {
+            let _attempt = logs::Activation::begin();
+            self.try_init(body).await
+        };
         match &result {
             Ok(()) => {
                 // The warm interpreter was used, or it is of no use now.
@@ -100,27 +107,40 @@ impl Proxy {
                 tokio::spawn(async move { this.prewarm().await });
             }
         }
-        result.map_err(|e| self.compat(e))
+        result
     }
 
-    /// With `OW_LOG_INIT_ERROR`, `/init` failures carry the Go proxy's fixed texts only.
-    fn compat(&self, e: ProxyError) -> ProxyError {
-        if !self.settings.log_init_error {
-            return e;
-        }
-        match e {
-            ProxyError::Locate(_) => ProxyError::Locate(String::new()),
-            ProxyError::Start(_) => ProxyError::Start(String::new()),
-            ProxyError::InitFailed(fixed, _) => ProxyError::InitFailed(fixed, String::new()),
-            other => other,
-        }
+    /// The Go proxy also logs a refused second `/init`; it belongs to no activation.
+    fn refuse_second_init(&self) -> ProxyError {
+        logs::proxy_line(format!("{}\n", crate::error::ALREADY_INITIALIZED).as_bytes());
+        ProxyError::AlreadyInitialized
     }
 
     async fn try_init(&self, body: &[u8]) -> Result<(), ProxyError> {
         let init = request::parse_init(body)?;
         let code = init.code.as_deref().ok_or(ProxyError::MissingCode)?;
         let bytes = package::decode(code, init.binary)?;
-        let folders = Folders::in_attempt(&self.new_folder()?, &self.settings);
+        let folder = self.new_folder()?;
+        let started = self.start_in(&folder, &init, bytes).await;
+        if started.is_err() {
+            // A failed attempt leaves nothing behind: on a small disk, its files would make
+            // the next attempt fail too.
+            let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&folder));
+            if let Ok(Err(e)) = removed.await {
+                tracing::warn!("cannot remove a failed action's files: {e}");
+            }
+        }
+        started
+    }
+
+    /// Unpacks, builds and starts the action in `folder`.
+    async fn start_in(
+        &self,
+        folder: &Path,
+        init: &request::Init,
+        bytes: Vec<u8>,
+    ) -> Result<(), ProxyError> {
+        let folders = Folders::in_attempt(folder, &self.settings);
         let plan = {
             let settings = Arc::clone(&self.settings);
             let folders = folders.clone();
@@ -137,9 +157,9 @@ impl Proxy {
             .map_err(|e| ProxyError::Internal(e.to_string()))?
         };
         let plan = plan.inspect_err(|e| {
-            // Failures past unpacking are the action's: its logs must say why, then end.
-            if e.status() == axum::http::StatusCode::BAD_GATEWAY {
-                logs::explain(&e.message());
+            // Failures past the door are the action's: its logs must say why, then end.
+            if e.frames_init(self.settings.log_init_error) {
+                logs::explain(&e.cause());
                 logs::frame_without_child();
             }
         })?;

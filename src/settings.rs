@@ -4,6 +4,7 @@
 //! the rest from the environment, with the names the OpenWhisk images already use. Nothing
 //! else in the crate reads `std::env` for configuration.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -97,14 +98,20 @@ pub struct Settings {
     pub version: bool,
     pub compile: Option<String>,
     pub compile_env: Option<String>,
-    /// `OW_WAIT_FOR_ACK`: executables must answer `{"ok":true}` before `/init` succeeds.
-    pub wait_for_ack: bool,
+    /// `OW_WAIT_FOR_ACK`, as set: executables must answer `{"ok":true}` before `/init`
+    /// succeeds, and they see the value as `__OW_WAIT_FOR_ACK`.
+    pub wait_for_ack: Option<String>,
     /// `OW_EXECUTION_ENV`: what an executable zip's `exec.env` must say.
     pub execution_env: Option<String>,
     /// `OW_LOG_INIT_ERROR`: fixed `/init` error texts, the cause only in the logs.
     pub log_init_error: bool,
     /// `OW_COMPILER`: the build step for non-executable code.
     pub compiler: Option<PathBuf>,
+    /// `PATH`, the one variable of the proxy's own that a compiler gets besides the action's.
+    pub path: Option<String>,
+    /// The proxy's own `__OW_*` variables (e.g. `__OW_API_HOST`), which every action and
+    /// compiler gets, as the Go proxy passes them on.
+    pub ow_vars: Vec<(String, String)>,
     /// `OW_CONCURRENCY` (or `__OW_ALLOW_CONCURRENT` with no number: 4): children per action.
     pub concurrency: usize,
     /// `OW_ENFORCE_DEADLINE`: kill an activation whose `deadline` has passed.
@@ -117,31 +124,44 @@ pub struct Settings {
     /// environment sets no `GLIBC_TUNABLES` of its own.
     pub tune_child_malloc: bool,
     pub limits: Limits,
+    /// `RUST_LOG`: the level of the proxy's own log lines when not `-debug`.
+    pub log_level: Option<String>,
     /// Where `action/<n>` folders go: the working directory at start.
     pub workdir: PathBuf,
 }
 
 impl Settings {
-    /// Settings from the flags and the process environment.
+    /// Settings from the flags, the process environment and the working directory.
     pub fn load(flags: Flags) -> Result<Settings, String> {
-        Settings::from_vars(flags, |name| std::env::var(name).ok())
+        let workdir = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
+        let env = std::env::vars_os().map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        });
+        Settings::from_env(flags, env, workdir)
     }
 
-    /// Settings from the flags and a lookup of variables (the environment, or a test's map).
-    pub fn from_vars(
+    /// Settings from the flags, an environment (the process's, or a test's) and the folder
+    /// that holds the action folders.
+    pub fn from_env(
         flags: Flags,
-        var: impl Fn(&str) -> Option<String>,
+        env: impl IntoIterator<Item = (String, String)>,
+        workdir: PathBuf,
     ) -> Result<Settings, String> {
-        let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        let var = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        let set = |name: &str| var(name).is_some();
         let runtime_name = flags
             .runtime
             .clone()
-            .or_else(|| var("OW_RUNTIME").filter(|v| !v.is_empty()))
+            .or_else(|| var("OW_RUNTIME"))
             .unwrap_or_else(|| "python".into());
         let runtime = Runtime::parse(&runtime_name)
             .ok_or_else(|| format!("unknown runtime '{runtime_name}' (python, nodejs or php)"))?;
         let number = |name: &str, default: u64| -> Result<u64, String> {
-            match var(name).filter(|v| !v.is_empty()) {
+            match var(name) {
                 None => Ok(default),
                 Some(v) => v
                     .trim()
@@ -157,7 +177,7 @@ impl Settings {
             compression_ratio: number("OW_MAX_COMPRESSION_RATIO", defaults.compression_ratio)?,
             result_bytes: number("OW_MAX_RESULT_BYTES", defaults.result_bytes)?,
         };
-        let concurrency = match var("OW_CONCURRENCY").filter(|v| !v.is_empty()) {
+        let concurrency = match var("OW_CONCURRENCY") {
             Some(_) => number("OW_CONCURRENCY", 1)?,
             None if set("__OW_ALLOW_CONCURRENT") => {
                 let v = var("__OW_ALLOW_CONCURRENT").unwrap_or_default();
@@ -166,30 +186,33 @@ impl Settings {
             None => 1,
         }
         .clamp(1, 256) as usize;
-        let workdir = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
+        let ow_vars = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("__OW_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Ok(Settings {
             port: flags.port.unwrap_or(8080),
             runtime,
-            interpreter: var("OW_INTERPRETER")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
+            interpreter: var("OW_INTERPRETER").map(PathBuf::from),
             debug: flags.debug,
             version: flags.version,
             compile: flags.compile,
             compile_env: flags.env,
-            wait_for_ack: set("OW_WAIT_FOR_ACK"),
-            execution_env: var("OW_EXECUTION_ENV").filter(|v| !v.is_empty()),
+            wait_for_ack: var("OW_WAIT_FOR_ACK"),
+            execution_env: var("OW_EXECUTION_ENV"),
             log_init_error: set("OW_LOG_INIT_ERROR"),
-            compiler: var("OW_COMPILER")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
+            compiler: var("OW_COMPILER").map(PathBuf::from),
+            path: env.get("PATH").cloned(),
+            ow_vars,
             concurrency,
             enforce_deadline: set("OW_ENFORCE_DEADLINE")
                 && var("OW_ENFORCE_DEADLINE").as_deref() != Some("0"),
             shutdown_grace: Duration::from_secs(number("OW_SHUTDOWN_GRACE_SECONDS", 10)?),
             prewarm: var("OW_PREWARM").as_deref() != Some("0"),
-            tune_child_malloc: var("GLIBC_TUNABLES").is_none(),
+            tune_child_malloc: !env.contains_key("GLIBC_TUNABLES"),
             limits,
+            log_level: var("RUST_LOG"),
             workdir,
         })
     }
@@ -230,26 +253,35 @@ mod tests {
 
     #[test]
     fn environment_fills_in_what_flags_leave() {
-        let vars = |name: &str| match name {
-            "OW_RUNTIME" => Some("php".to_string()),
-            "OW_MAX_RESULT_BYTES" => Some("1000".to_string()),
-            "__OW_ALLOW_CONCURRENT" => Some("true".to_string()),
-            _ => None,
+        let vars = || {
+            [
+                ("OW_RUNTIME", "php"),
+                ("OW_MAX_RESULT_BYTES", "1000"),
+                ("__OW_ALLOW_CONCURRENT", "true"),
+                ("__OW_API_HOST", "https://host=1"),
+                ("PATH", "/bin"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec()
         };
-        let s = Settings::from_vars(Flags::default(), vars).unwrap();
+        let load =
+            |flags, env: Vec<(String, String)>| Settings::from_env(flags, env, PathBuf::from("/"));
+        let s = load(Flags::default(), vars()).unwrap();
         assert_eq!(s.runtime, Runtime::Php);
         assert_eq!(s.limits.result_bytes, 1000);
         assert_eq!(s.concurrency, 4);
         assert_eq!(s.port, 8080);
+        assert_eq!(s.path.as_deref(), Some("/bin"));
+        assert!(
+            s.ow_vars
+                .contains(&("__OW_API_HOST".into(), "https://host=1".into()))
+        );
         let flags = Flags {
             runtime: Some("python".into()),
             ..Flags::default()
         };
-        assert_eq!(
-            Settings::from_vars(flags, vars).unwrap().runtime,
-            Runtime::Python
-        );
-        let bad = |name: &str| (name == "OW_MAX_REQUEST_BYTES").then(|| "lots".to_string());
-        assert!(Settings::from_vars(Flags::default(), bad).is_err());
+        assert_eq!(load(flags, vars()).unwrap().runtime, Runtime::Python);
+        let bad = vec![("OW_MAX_REQUEST_BYTES".to_string(), "lots".to_string())];
+        assert!(load(Flags::default(), bad).is_err());
     }
 }

@@ -131,7 +131,9 @@ for line in sys.stdin:
 
 #[test]
 fn zip_exec_without_mode_bits_runs_in_every_runtime() {
-    let exec = "#!/bin/bash\nwhile read -r line; do echo \"{\\\"data\\\":\\\"$(cat data.txt)\\\"}\" >&3; done\n";
+    // Started where the proxy runs, as the Go proxy starts executables: like the official
+    // `exec` scripts, it changes to its own folder first.
+    let exec = "#!/bin/bash\ncd \"$(dirname \"$0\")\"\nwhile read -r line; do echo \"{\\\"data\\\":\\\"$(cat data.txt)\\\"}\" >&3; done\n";
     let archive = zip_with_modes(&[
         ("exec", exec.as_bytes(), None),
         ("data.txt", b"from the zip", None),
@@ -161,6 +163,7 @@ fn targz_with_symlinks_and_nested_file_without_directory_entry() {
     // `exec` gets mode 0644 from the helper, the nested file has no folder entries, `link`
     // points at the nested file and `deep` at its folder.
     let exec = r#"#!/bin/bash
+cd "$(dirname "$0")"
 while read -r line; do
   echo "{\"nested\":\"$(cat lib/deep/data.txt)\",\"link\":\"$(cat link)\",\"dir\":\"$(cat deep/data.txt)\",\"is_link\":$([ -L link ] && echo true || echo false)}" >&3
 done
@@ -413,6 +416,151 @@ fn compiler_gets_an_unpacked_zip_as_its_source_folder() {
     ]);
     init_binary_ok(&proxy, &source, "Main");
     assert_compiler_args(&proxy, &run_ok(&proxy, json!({})), "lib,main.go,");
+}
+
+/// A compiler that reports the environment it got through the `exec` it writes, with the
+/// `exec.env` the official compile scripts write from `__OW_EXECUTION_ENV`. The `exec` acks
+/// (the proxy below waits for one) and reports its own environment and folder too.
+const ENV_COMPILER: &str = r#"#!/bin/bash
+bin="$3"
+mkdir -p "$bin"
+printf '%s' "$__OW_EXECUTION_ENV" > "$bin/exec.env"
+cat > "$bin/exec" <<EOF
+#!/bin/bash
+echo '{"ok":true}' >&3
+while read -r line; do
+  echo "{\"compiler\":{\"version\":\"$__OW_PROXY_VERSION\",\"exec_env\":\"$__OW_EXECUTION_ENV\",\"ack\":\"$__OW_WAIT_FOR_ACK\",\"api_host\":\"$__OW_API_HOST\",\"init\":\"$FROM_INIT\",\"home\":\"${HOME-unset}\",\"compiler\":\"${OW_COMPILER-unset}\",\"path\":\"${PATH:+set}\"},\"action\":{\"version\":\"\$__OW_PROXY_VERSION\",\"exec_env\":\"\$__OW_EXECUTION_ENV\",\"ack\":\"\$__OW_WAIT_FOR_ACK\",\"api_host\":\"\$__OW_API_HOST\",\"init\":\"\$FROM_INIT\",\"cwd\":\"\$(pwd)\"}}" >&3
+done
+EOF
+chmod +x "$bin/exec"
+"#;
+
+#[test]
+fn compiler_and_action_get_the_go_proxys_environment() {
+    const VERSION: &str = "example/runtime-v1";
+    let (proxy, _tools) = compiler_proxy(
+        ENV_COMPILER,
+        &[
+            ("OW_EXECUTION_ENV", VERSION),
+            ("OW_WAIT_FOR_ACK", "yes"),
+            ("OW_LOG_INIT_ERROR", "1"),
+            ("__OW_API_HOST", "https://host?a=b=c"),
+            ("HOME", "/home/someone"),
+        ],
+    );
+    let init = proxy.init(json!({"code": "source", "env": {"FROM_INIT": "init value"}}));
+    assert_initialised(&proxy, &init);
+    let got = run_ok(&proxy, json!({}));
+    let compiler = &got["compiler"];
+    // PATH and the action's variables, nothing else of the proxy's.
+    assert_ne!(compiler["version"], json!(""), "{got}");
+    assert_eq!(compiler["exec_env"], json!(VERSION), "{got}");
+    assert_eq!(compiler["ack"], json!("yes"), "{got}");
+    assert_eq!(compiler["api_host"], json!("https://host?a=b=c"), "{got}");
+    assert_eq!(compiler["init"], json!("init value"), "{got}");
+    assert_eq!(compiler["path"], json!("set"), "{got}");
+    assert_eq!(compiler["home"], json!("unset"), "{got}");
+    assert_eq!(compiler["compiler"], json!("unset"), "{got}");
+    // The action gets at least the same set, and starts where the proxy runs.
+    let action = &got["action"];
+    for key in ["version", "exec_env", "ack", "api_host", "init"] {
+        assert_eq!(action[key], compiler[key], "{key}: {got}");
+    }
+    let cwd = Path::new(action["cwd"].as_str().unwrap());
+    assert_eq!(
+        cwd.canonicalize().unwrap(),
+        proxy.path().canonicalize().unwrap(),
+        "{got}"
+    );
+}
+
+#[test]
+fn compiled_exec_env_is_checked_against_ow_execution_env() {
+    // The compiler writes what it was told; the proxy checks it against its own setting.
+    let lying = ENV_COMPILER.replace(
+        r#"printf '%s' "$__OW_EXECUTION_ENV""#,
+        r#"printf '%s' "another/runtime""#,
+    );
+    for (compat, expected) in [(false, ENV_MISMATCH), (true, CANNOT_START)] {
+        let mut env = vec![
+            ("OW_EXECUTION_ENV", "example/runtime-v1"),
+            ("OW_WAIT_FOR_ACK", "1"),
+        ];
+        if compat {
+            env.push(("OW_LOG_INIT_ERROR", "1"));
+        }
+        let (proxy, _tools) = compiler_proxy(&lying, &env);
+        let init = proxy.init(json!({"code": "source"}));
+        assert_init_failed(&proxy, &init, expected);
+        if compat {
+            assert_eq!(init.error(), CANNOT_START);
+        }
+        let (_, err) = proxy.framed_logs(1);
+        assert!(
+            before_first_sentinel(&err).contains("another/runtime"),
+            "the cause is in the logs: {err}"
+        );
+        assert_no_action(&proxy);
+    }
+}
+
+#[test]
+fn log_init_error_answers_every_init_failure_with_the_go_proxys_two_texts() {
+    let env = [("OW_LOG_INIT_ERROR", "1"), ("OW_WAIT_FOR_ACK", "1")];
+    let corrupt = {
+        let mut zip = zip(&[("exec", b"#!/bin/bash\n".as_slice())]);
+        let n = zip.len();
+        zip.truncate(n - 10);
+        zip
+    };
+    let not_ok = "#!/bin/bash\necho '{\"ok\":false}' >&3\nsleep 5\n";
+    let not_json = "#!/bin/bash\necho 'ready' >&3\nsleep 5\n";
+    let exits = "#!/bin/bash\necho 'going away' >&2\nexit 4\n";
+    let cases = [
+        (
+            "corrupt zip",
+            json!({"code": b64(&corrupt), "binary": true}),
+            CANNOT_LOCATE,
+            "zip",
+        ),
+        ("ack not ok", json!({"code": not_ok}), CANNOT_START, BAD_ACK),
+        (
+            "ack not JSON",
+            json!({"code": not_json}),
+            CANNOT_START,
+            BAD_ACK,
+        ),
+        (
+            "exit before the ack",
+            json!({"code": exits}),
+            CANNOT_START,
+            EXITED_DURING_INIT,
+        ),
+    ];
+    for (what, value, text, cause) in cases {
+        let proxy = Proxy::start_with("python", &env, &[]);
+        let init = proxy.init(value);
+        assert_eq!(
+            init.status,
+            502,
+            "{what}: {}",
+            String::from_utf8_lossy(&init.body)
+        );
+        assert_json_answer(what, &init);
+        assert_eq!(init.error(), text, "{what}");
+        let (_, err) = proxy.framed_logs(1);
+        assert!(
+            before_first_sentinel(&err).contains(cause),
+            "{what}: the cause is in the logs before the sentinel: {err}"
+        );
+        // Refusals at the door keep their own words and write no sentinel.
+        let not_base64 = proxy.init(json!({"code": "%%%", "binary": true}));
+        assert_eq!(not_base64.status, 400, "{what}");
+        let no_code = proxy.init(json!({"code": ""}));
+        assert_eq!(no_code.status, 403, "{what}");
+        assert_eq!(no_code.error(), MISSING_CODE, "{what}");
+        proxy.framed_logs(1);
+    }
 }
 
 /// A compiler that builds a working `exec` but prints on both streams: that is a failure.

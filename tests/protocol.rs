@@ -479,6 +479,49 @@ def main(args):
     assert_eq!(&err[err_base..], expected("err"));
 }
 
+/// With `-debug` the proxy talks on stderr (the OpenServerless PHP image runs `/bin/proxy
+/// -debug`), but never while an activation runs: what it has to say waits for the sentinel.
+#[test]
+fn with_debug_proxy_lines_wait_for_the_running_activations_sentinel() {
+    let p = Proxy::start_with("python", &[], &["-debug"]);
+    let marks = tempfile::tempdir().unwrap();
+    let code = r#"import os, sys, time
+def main(args):
+    print("err begin", file=sys.stderr, flush=True)
+    open(os.path.join(args["dir"], "started"), "w").close()
+    while not os.path.exists(os.path.join(args["dir"], "go")):
+        time.sleep(0.01)
+    print("err end", file=sys.stderr)
+    return {}
+"#;
+    init_ok(&p, code, "main");
+    let dir = marks.path().to_str().unwrap().to_string();
+    let port = p.port;
+    let run = std::thread::spawn(move || {
+        Connection::open(port).post(
+            "/run",
+            json!({"value": {"dir": dir}}).to_string().as_bytes(),
+        )
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !marks.path().join("started").exists() {
+        assert!(Instant::now() < deadline, "the action did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Proxy lines while the activation runs: a refused second /init and a request to an
+    // unknown route, each logged by the proxy.
+    assert_eq!(p.init_code(code, "main").status, 403);
+    assert_eq!(p.post("/nowhere", b"{}").status, 404);
+    std::fs::write(marks.path().join("go"), "").unwrap();
+    assert_eq!(run.join().unwrap().status, 200);
+    let (_, err) = p.framed_logs(1);
+    let frame_start = err.find("err begin\n").expect("the action's first line");
+    let frame = &err[frame_start..err.find(SENTINEL).unwrap()];
+    assert_eq!(frame, "err begin\nerr end\n", "whole stderr: {err}");
+    let after = &err[err.find(SENTINEL).unwrap()..];
+    assert!(after.contains(ALREADY_INITIALIZED), "stderr: {err}");
+}
+
 #[test]
 fn oversized_request_body_is_413_json() {
     let p = Proxy::start_with("python", &[("OW_MAX_REQUEST_BYTES", "2000")], &[]);

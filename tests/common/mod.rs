@@ -126,13 +126,10 @@ impl Proxy {
     /// The proxy started as `options` say; its logs go to `stdout.log` and `stderr.log` in its
     /// folder.
     pub fn launch_with(options: Options) -> Proxy {
-        let dir = options
-            .dir
-            .unwrap_or_else(|| tempfile::tempdir().unwrap());
+        let dir = options.dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
         let port = free_port();
         let program = options.program.unwrap_or_else(binary);
-        let mut words: Vec<&std::ffi::OsStr> =
-            options.wrapper.iter().map(|w| w.as_ref()).collect();
+        let mut words: Vec<&std::ffi::OsStr> = options.wrapper.iter().map(|w| w.as_ref()).collect();
         words.push(program.as_os_str());
         let mut command = Command::new(words[0]);
         if options.clear_env {
