@@ -36,9 +36,6 @@ pub struct Launch {
     pub answer_limit: u64,
 }
 
-/// How long an executable that owes no ack must survive to count as started.
-const START_WINDOW: Duration = Duration::from_millis(50);
-
 #[derive(Deserialize)]
 struct LauncherAck {
     ok: bool,
@@ -122,12 +119,14 @@ impl Launch {
                 }
             }
             Ack::None => {
+                let settled = child.settled();
                 tokio::select! {
+                    biased;
                     exit = child.wait_exit() => Err(ProxyError::InitFailed(
                         error::EXITED_DURING_INIT,
                         format!("({exit})"),
                     )),
-                    _ = tokio::time::sleep(START_WINDOW) => Ok(()),
+                    _ = settled => Ok(()),
                 }
             }
         }

@@ -262,6 +262,33 @@ fn without_ack_an_executable_that_exits_at_once_fails_init() {
     assert_no_action(&proxy);
 }
 
+/// Busy for about 200 ms of CPU (well past the Go proxy's 5 ms window, well within the 1 s a start may take), like an interpreter loading a large program.
+const BUSY_START: &str = "i=0; while [ $i -lt 60000 ]; do i=$((i+1)); done\n";
+
+#[test]
+fn without_ack_an_executable_that_fails_after_a_busy_start_fails_init() {
+    // Without an ack there is no word of readiness: a child still working when it dies has
+    // not started, however long it took (the PHP images' runner dying on a bad action).
+    let script = format!("#!/bin/bash\n{BUSY_START}echo 'cannot load' >&2\nexit 5\n");
+    let proxy = Proxy::start("python");
+    let init = proxy.init_code(&script, "main");
+    assert_init_failed(&proxy, &init, EXITED_DURING_INIT);
+    assert!(init.error().contains("status 5"), "{}", init.error());
+    let (_, err) = proxy.framed_logs(1);
+    assert!(before_first_sentinel(&err).contains("cannot load"), "{err}");
+    assert_no_action(&proxy);
+}
+
+#[test]
+fn without_ack_an_executable_with_a_busy_start_is_ready_once_it_waits_for_requests() {
+    let script = format!(
+        "#!/bin/bash\n{BUSY_START}while read -r line; do echo '{{\"ready\":true}}' >&3; done\n"
+    );
+    let proxy = Proxy::start("python");
+    init_ok(&proxy, &script, "main");
+    assert_eq!(run_ok(&proxy, json!({})), json!({"ready": true}));
+}
+
 #[test]
 fn without_ack_a_running_executable_works_and_is_not_asked_for_an_ack() {
     let script = "#!/bin/bash\nwhile read -r line; do echo \"{\\\"wait\\\":\\\"${__OW_WAIT_FOR_ACK:-unset}\\\"}\" >&3; done\n";

@@ -5,6 +5,7 @@
 //! once, at start, during an activation or while it idles.
 
 mod orphans;
+mod settle;
 mod sys;
 
 pub use orphans::{kill_all, reap_when_init};
@@ -165,6 +166,12 @@ impl Child {
     /// How the child ended, if it has.
     pub fn exited(&self) -> Option<Exit> {
         self.exit.borrow().clone()
+    }
+
+    /// Waits until the child (with whatever it started) is idle, waiting for its first
+    /// request: for an executable that owes no ack. See [`settle`].
+    pub fn settled(&self) -> impl std::future::Future<Output = ()> + use<> {
+        settle::settled(self.pid)
     }
 
     /// Waits until the child ends.

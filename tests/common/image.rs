@@ -96,7 +96,10 @@ pub const OS_PYTHON: Image = Image {
     folders: &["/action"],
     workdir: "/action",
     env: &[
-        ("OW_EXECUTION_ENV", "apacheopenserverless/runtime-python-v3.12.2"),
+        (
+            "OW_EXECUTION_ENV",
+            "apacheopenserverless/runtime-python-v3.12.2",
+        ),
         ("OW_LOG_INIT_ERROR", "1"),
         ("OW_WAIT_FOR_ACK", "1"),
         ("OW_COMPILER", "/bin/compile"),
@@ -366,10 +369,7 @@ impl Image {
                 under(&root, ini).to_string_lossy().into_owned(),
             ));
         }
-        let env: Vec<(&str, &str)> = env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let nobody = format!("{NOBODY}");
         let (reuid, regid) = (format!("--reuid={nobody}"), format!("--regid={nobody}"));
         let wrapper: Vec<&str> = if as_nobody {
@@ -390,7 +390,7 @@ impl Image {
     }
 
     /// The image's files under `root`, rewritten as allowed and nothing more.
-    fn lay_out(&self, source: &Path, root: &Path) {
+    pub fn lay_out(&self, source: &Path, root: &Path) {
         for folder in ["/", "/bin", "/lib"].iter().chain(self.folders) {
             std::fs::create_dir_all(under(root, folder)).unwrap();
         }
@@ -404,9 +404,8 @@ impl Image {
         let root_text = root.to_str().expect("a UTF-8 temporary path");
         for file in self.files {
             let from = source.join(file.from);
-            let mut text = std::fs::read_to_string(&from).unwrap_or_else(|e| {
-                panic!("{}: cannot read {}: {e}", self.name, from.display())
-            });
+            let mut text = std::fs::read_to_string(&from)
+                .unwrap_or_else(|e| panic!("{}: cannot read {}: {e}", self.name, from.display()));
             for (upstream, replacement) in file.rewrites {
                 assert!(
                     text.contains(upstream),

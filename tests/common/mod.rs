@@ -5,6 +5,8 @@
 //! (`Content-Length`, no chunking) and keep one connection alive across requests.
 #![allow(dead_code)]
 
+pub mod image;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

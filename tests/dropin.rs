@@ -1,0 +1,685 @@
+//! `actionloop` as `/bin/proxy` of the official OpenServerless and OpenWhisk runtime images
+//! (issue 10), with their unmodified compile scripts and launchers, their environment and
+//! their working directory: the image table is in tests/common/image.rs.
+//!
+//! Every case runs once per image, each pair its own test (`os_python_v3_12::hello`, ...).
+//! Without `../shared/reference-runtimes` (a plain clone) they skip, saying so.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::image::{self, Image, Language, Started};
+use common::*;
+
+// ---------------------------------------------------------------------------------------------
+// The same cases for every image
+
+macro_rules! image_tests {
+    ($module:ident = $image:ident; $($case:ident),* $(,)?) => {
+        mod $module {
+            $(
+                #[test]
+                fn $case() {
+                    super::$case(&super::image::$image);
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! every_case {
+    ($module:ident = $image:ident $(; $($extra:ident),*)?) => {
+        image_tests!($module = $image;
+            hello,
+            unicode,
+            context_in_environment,
+            init_env,
+            result_not_an_object,
+            second_init,
+            entry_point_other_than_main,
+            syntax_error,
+            missing_import,
+            exit_during_init,
+            one_mib_argument,
+            zip_with_a_second_file,
+            sigterm_leaves_no_process
+            $($(, $extra)*)?
+        );
+    };
+}
+
+every_case!(os_python_v3_12 = OS_PYTHON; hello_as_image_user, zip_as_image_user);
+every_case!(os_nodejs_v21 = OS_NODEJS; hello_as_image_user, zip_as_image_user);
+every_case!(os_php_v8_3 = OS_PHP);
+every_case!(ow_python3 = OW_PYTHON);
+every_case!(ow_php8_2 = OW_PHP);
+
+// ---------------------------------------------------------------------------------------------
+// Actions
+
+const HELLO: [&str; 3] = [
+    r#"import sys
+def main(args):
+    name = args.get("name", "stranger")
+    print("stdout line for " + name)
+    print("stderr line for " + name, file=sys.stderr)
+    return {"greeting": "Hello " + name}
+"#,
+    r#"function main(args) {
+  const name = args.name || "stranger";
+  console.log("stdout line for " + name);
+  console.error("stderr line for " + name);
+  return { greeting: "Hello " + name };
+}
+"#,
+    r#"<?php
+function main(array $args): array {
+    $name = $args["name"] ?? "stranger";
+    echo "stdout line for $name\n";
+    fwrite(STDERR, "stderr line for $name\n");
+    return ["greeting" => "Hello " . $name];
+}
+"#,
+];
+
+fn code(image: &Image, texts: &[&'static str; 3]) -> &'static str {
+    image.language.pick(texts[0], texts[1], texts[2])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+fn hello(image: &Image) {
+    if let Some(s) = image.start() {
+        check_hello(image, &s);
+    }
+}
+
+fn hello_as_image_user(image: &Image) {
+    if let Some(s) = image.start_as_user() {
+        assert_runs_as_nobody(&s);
+        check_hello(image, &s);
+    }
+}
+
+/// Two activations, each answered and each framed by exactly one sentinel per stream after
+/// what the action printed; the action built where the image's layout puts it.
+fn check_hello(image: &Image, s: &Started) {
+    init_ok(s, code(image, &HELLO), "main");
+    assert_eq!(
+        run_ok(s, json!({"name": "Ada"})),
+        json!({"greeting": "Hello Ada"})
+    );
+    assert_eq!(
+        run_ok(s, json!({"name": "Bob"})),
+        json!({"greeting": "Hello Bob"})
+    );
+    let (out, err) = s.framed_logs(2);
+    for (stream, text) in [("stdout", &out), ("stderr", &err)] {
+        let parts = activations(text);
+        for (i, name) in ["Ada", "Bob"].iter().enumerate() {
+            let line = format!("{stream} line for {name}");
+            assert!(
+                parts[i].lines().any(|l| l == line),
+                "{}: {line:?} must come before sentinel {} on {stream}:\n{text}",
+                image.name,
+                i + 1
+            );
+        }
+    }
+    assert_action_folder(image, s);
+}
+
+fn unicode(image: &Image) {
+    let Some(s) = image.start() else { return };
+    // The comparison inside the action shows that it saw the characters themselves, not a
+    // mangled form that would happen to round-trip.
+    let echo = [
+        r#"def main(args):
+    text = args["text"]
+    return {"echo": text, "same": text == "é✓😀"}
+"#,
+        r#"function main(args) {
+  return { echo: args.text, same: args.text === "é✓😀" };
+}
+"#,
+        r#"<?php
+function main(array $args): array {
+    return ["echo" => $args["text"], "same" => $args["text"] === "é✓😀"];
+}
+"#,
+    ];
+    init_ok(&s, code(image, &echo), "main");
+    assert_eq!(
+        run_ok(&s, json!({"text": "é✓😀"})),
+        json!({"echo": "é✓😀", "same": true}),
+        "{}",
+        image.name
+    );
+}
+
+/// The activation's context, as the invoker sends it (all strings), in `__OW_*` variables.
+fn context_in_environment(image: &Image) {
+    let Some(s) = image.start() else { return };
+    let context = [
+        r#"import os
+KEYS = ["activation_id", "namespace", "action_name", "deadline", "api_key", "transaction_id"]
+def main(args):
+    return {k: os.environ.get("__OW_" + k.upper()) for k in KEYS}
+"#,
+        r#"const KEYS = ["activation_id", "namespace", "action_name", "deadline", "api_key", "transaction_id"];
+function main(args) {
+  const found = {};
+  for (const k of KEYS) found[k] = process.env["__OW_" + k.toUpperCase()] ?? null;
+  return found;
+}
+"#,
+        r#"<?php
+function main(array $args): array {
+    $found = [];
+    foreach (["activation_id", "namespace", "action_name", "deadline", "api_key", "transaction_id"] as $k) {
+        $v = getenv("__OW_" . strtoupper($k));
+        $found[$k] = $v === false ? null : $v;
+    }
+    return $found;
+}
+"#,
+    ];
+    init_ok(&s, code(image, &context), "main");
+    let sent = json!({
+        "activation_id": "a5ec1d1e0f5b4c2b9ec1d1e0f5b4c2b9",
+        "namespace": "guest",
+        "action_name": "/guest/dropin",
+        "deadline": "1735689600000",
+        "api_key": "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP",
+        "transaction_id": "iFbGzbL3dN5wLb2cFtsJ0ujtCRbW9GLr",
+    });
+    let mut body = sent.clone();
+    body["value"] = json!({});
+    let answer = s.post_json("/run", &body);
+    assert_eq!(
+        answer.status,
+        200,
+        "{}: {} / stderr: {}",
+        image.name,
+        String::from_utf8_lossy(&answer.body),
+        s.stderr()
+    );
+    assert_eq!(answer.json(), sent, "{}", image.name);
+}
+
+fn init_env(image: &Image) {
+    let Some(s) = image.start() else { return };
+    let show = [
+        r#"import os
+def main(args):
+    return {"MY_VAR": os.environ.get("MY_VAR")}
+"#,
+        r#"function main(args) {
+  return { MY_VAR: process.env.MY_VAR ?? null };
+}
+"#,
+        r#"<?php
+function main(array $args): array {
+    $v = getenv("MY_VAR");
+    return ["MY_VAR" => $v === false ? null : $v];
+}
+"#,
+    ];
+    let init = json!({"value": {
+        "code": code(image, &show),
+        "main": "main",
+        "binary": false,
+        "env": {"MY_VAR": "from init"},
+    }});
+    assert_initialised(&s, &s.post_json("/init", &init));
+    assert_eq!(
+        run_ok(&s, json!({})),
+        json!({"MY_VAR": "from init"}),
+        "{}",
+        image.name
+    );
+}
+
+fn result_not_an_object(image: &Image) {
+    let Some(s) = image.start() else { return };
+    let string = [
+        "def main(args):\n    return \"just a string\"\n",
+        "function main(args) {\n  return \"just a string\";\n}\n",
+        "<?php\nfunction main(array $args) {\n    return \"just a string\";\n}\n",
+    ];
+    init_ok(&s, code(image, &string), "main");
+    let answer = s.run(json!({}));
+    assert_error_exactly(image, &s, &answer, 502, NOT_A_DICTIONARY);
+}
+
+fn second_init(image: &Image) {
+    let Some(s) = image.start() else { return };
+    init_ok(&s, code(image, &HELLO), "main");
+    let again = s.init_code(code(image, &HELLO), "main");
+    assert_error_exactly(image, &s, &again, 403, ALREADY_INITIALIZED);
+    assert_eq!(
+        run_ok(&s, json!({"name": "Ada"})),
+        json!({"greeting": "Hello Ada"}),
+        "{}: the first action keeps serving",
+        image.name
+    );
+}
+
+fn entry_point_other_than_main(image: &Image) {
+    let Some(s) = image.start() else { return };
+    let niam = [
+        "def niam(args):\n    return {\"entry\": \"niam\"}\n",
+        "function niam(args) {\n  return { entry: \"niam\" };\n}\n",
+        "<?php\nfunction niam(array $args): array {\n    return [\"entry\" => \"niam\"];\n}\n",
+    ];
+    init_ok(&s, code(image, &niam), "niam");
+    assert_eq!(
+        run_ok(&s, json!({})),
+        json!({"entry": "niam"}),
+        "{}",
+        image.name
+    );
+}
+
+fn syntax_error(image: &Image) {
+    let Some(s) = image.start() else { return };
+    let broken = [
+        "def main(args)\n    return {}\n",
+        "function main(args) {\n  return { a: 1 ];\n}\n",
+        "<?php\nfunction main(array $args): array {\n    return [\n}\n",
+    ];
+    // The python compile scripts parse the code, so there it fails the build; elsewhere the
+    // launcher dies loading it.
+    let expected = match image.language {
+        Language::Python => CANNOT_LOCATE,
+        Language::Node | Language::Php => CANNOT_START,
+    };
+    let cause = image
+        .language
+        .pick("expected ':'", "SyntaxError", "Parse error");
+    let answer = s.init_code(code(image, &broken), "main");
+    assert_init_failed(image, &s, &answer, expected, Some(cause));
+    assert_next_init_counts(image, &s);
+}
+
+fn missing_import(image: &Image) {
+    let Some(s) = image.start() else { return };
+    let missing = [
+        "import no_such_module\ndef main(args):\n    return {}\n",
+        "const missing = require('no-such-module');\nfunction main(args) {\n  return {};\n}\n",
+        "<?php\nrequire 'no_such_file.php';\nfunction main(array $args): array {\n    return [];\n}\n",
+    ];
+    let cause = image.language.pick(
+        "No module named 'no_such_module'",
+        "Cannot find module 'no-such-module'",
+        "Failed opening required 'no_such_file.php'",
+    );
+    let answer = s.init_code(code(image, &missing), "main");
+    assert_init_failed(image, &s, &answer, CANNOT_START, Some(cause));
+    assert_next_init_counts(image, &s);
+}
+
+fn exit_during_init(image: &Image) {
+    let Some(s) = image.start() else { return };
+    let exit = [
+        "import sys\nsys.exit(3)\ndef main(args):\n    return {}\n",
+        "process.exit(3);\nfunction main(args) {\n  return {};\n}\n",
+        "<?php\nexit(3);\nfunction main(array $args): array {\n    return [];\n}\n",
+    ];
+    let answer = s.init_code(code(image, &exit), "main");
+    assert_init_failed(image, &s, &answer, CANNOT_START, None);
+    assert_next_init_counts(image, &s);
+}
+
+fn one_mib_argument(image: &Image) {
+    let Some(s) = image.start() else { return };
+    let length = [
+        "def main(args):\n    return {\"length\": len(args[\"big\"])}\n",
+        "function main(args) {\n  return { length: args.big.length };\n}\n",
+        "<?php\nfunction main(array $args): array {\n    return [\"length\" => strlen($args[\"big\"])];\n}\n",
+    ];
+    init_ok(&s, code(image, &length), "main");
+    let big = "x".repeat(1 << 20);
+    assert_eq!(
+        run_ok(&s, json!({ "big": big })),
+        json!({"length": 1 << 20}),
+        "{}",
+        image.name
+    );
+}
+
+fn zip_with_a_second_file(image: &Image) {
+    if let Some(s) = image.start() {
+        check_zip(image, &s);
+    }
+}
+
+fn zip_as_image_user(image: &Image) {
+    if let Some(s) = image.start_as_user() {
+        assert_runs_as_nobody(&s);
+        check_zip(image, &s);
+    }
+}
+
+/// A zipped action whose entry file (the one each image's compile script looks for) needs a
+/// second file of the archive.
+fn check_zip(image: &Image, s: &Started) {
+    let python: [(&str, &[u8]); 2] = [
+        (
+            "__main__.py",
+            b"from helper import greet\n\ndef main(args):\n    return {\"greeting\": greet(args[\"name\"])}\n",
+        ),
+        (
+            "helper.py",
+            b"def greet(name):\n    return \"Hello \" + name + \" from helper.py\"\n",
+        ),
+    ];
+    let node: [(&str, &[u8]); 3] = [
+        (
+            "package.json",
+            br#"{"name": "zipped", "version": "1.0.0", "main": "index.js"}"#,
+        ),
+        (
+            "index.js",
+            b"const helper = require('./helper');\n\nfunction main(args) {\n  return { greeting: helper.greet(args.name) };\n}\n\nmodule.exports = main\n",
+        ),
+        (
+            "helper.js",
+            b"exports.greet = (name) => \"Hello \" + name + \" from helper.js\";\n",
+        ),
+    ];
+    let php: [(&str, &[u8]); 2] = [
+        (
+            "index.php",
+            b"<?php\nrequire_once __DIR__ . '/helper.php';\n\nfunction main(array $args): array {\n    return [\"greeting\" => greet($args[\"name\"])];\n}\n",
+        ),
+        (
+            "helper.php",
+            b"<?php\nfunction greet(string $name): string {\n    return \"Hello \" . $name . \" from helper.php\";\n}\n",
+        ),
+    ];
+    let (archive, helper) = match image.language {
+        Language::Python => (zip(&python), "helper.py"),
+        Language::Node => (zip(&node), "helper.js"),
+        Language::Php => (zip(&php), "helper.php"),
+    };
+    init_binary_ok(s, &archive, "main");
+    assert_eq!(
+        run_ok(s, json!({"name": "Zip"})),
+        json!({ "greeting": format!("Hello Zip from {helper}") }),
+        "{}",
+        image.name
+    );
+}
+
+/// SIGTERM stops the proxy and everything its action started, down to a background
+/// grandchild: nothing may outlive the container's main process.
+fn sigterm_leaves_no_process(image: &Image) {
+    let Some(mut s) = image.start() else { return };
+    let spawner = [
+        r#"import os, subprocess
+def main(args):
+    subprocess.Popen(["sleep", args["sleep"]])
+    return {"pids": [os.getpid(), os.getppid()]}
+"#,
+        r#"const { spawn } = require("child_process");
+function main(args) {
+  spawn("sleep", [args.sleep], { detached: false, stdio: "ignore" });
+  return { pids: [process.pid, process.ppid] };
+}
+"#,
+        r#"<?php
+function main(array $args): array {
+    exec("sleep " . escapeshellarg($args["sleep"]) . " > /dev/null 2>&1 &");
+    return ["pids" => [getmypid(), posix_getppid()]];
+}
+"#,
+    ];
+    init_ok(&s, code(image, &spawner), "main");
+    // A duration no other process on the machine would be sleeping for.
+    let duration = format!("300.{}{}", std::process::id(), s.port);
+    let result = run_ok(&s, json!({ "sleep": duration }));
+    let proxy = s.pid();
+    let mut pids: Vec<u32> = result["pids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}: no pids in {result}", image.name))
+        .iter()
+        .map(|p| p.as_u64().expect("a pid") as u32)
+        .filter(|p| *p > 1 && *p != proxy)
+        .collect();
+    let sleeps = poll(Duration::from_secs(5), || {
+        let found = processes_running(&["sleep", &duration]);
+        (!found.is_empty()).then_some(found)
+    })
+    .unwrap_or_else(|| panic!("{}: the action's `sleep {duration}` never ran", image.name));
+    pids.extend(sleeps);
+
+    s.signal("TERM");
+    let code = s.wait_exit(Duration::from_secs(15));
+    assert!(
+        !alive(proxy),
+        "{}: the proxy still runs 15 s after SIGTERM / stderr: {}",
+        image.name,
+        s.stderr()
+    );
+    let left = poll(Duration::from_secs(5), || {
+        let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        left.is_empty().then_some(())
+    });
+    if left.is_none() {
+        let survivors: Vec<String> = pids
+            .iter()
+            .filter(|p| alive(**p))
+            .map(|p| describe(*p))
+            .collect();
+        panic!(
+            "{}: 5 s after the proxy exited (code {code:?}) these still exist: {survivors:?} / stderr: {}",
+            image.name,
+            s.stderr()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table itself
+
+/// The layout differs from upstream only on lines holding a rewrite.
+#[test]
+fn layout_changes_only_interpreter_and_image_paths() {
+    let Some(references) = image::reference_runtimes() else {
+        eprintln!("skipping: no ../shared/reference-runtimes");
+        return;
+    };
+    for image in image::IMAGES {
+        let root = tempfile::tempdir().unwrap();
+        image.lay_out(&references.join(image.folder), root.path());
+        for file in image.files {
+            let upstream =
+                std::fs::read_to_string(references.join(image.folder).join(file.from)).unwrap();
+            let laid = std::fs::read_to_string(root.path().join(&file.to[1..])).unwrap();
+            let (upstream, laid): (Vec<_>, Vec<_>) =
+                (upstream.lines().collect(), laid.lines().collect());
+            assert_eq!(upstream.len(), laid.len(), "{}: {}", image.name, file.from);
+            for (before, after) in upstream.iter().zip(&laid) {
+                if before != after {
+                    assert!(
+                        file.rewrites.iter().any(|(from, _)| before.contains(from)),
+                        "{}: {} line {before:?} became {after:?}",
+                        image.name,
+                        file.from
+                    );
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assertions
+
+/// Exactly `{"error": text}` with `status`.
+fn assert_error_exactly(image: &Image, s: &Started, answer: &Answer, status: u16, text: &str) {
+    assert_eq!(
+        (answer.status, answer.json()),
+        (status, json!({ "error": text })),
+        "{} / stderr: {}",
+        image.name,
+        s.stderr()
+    );
+}
+
+/// A 502 `/init`: the image's fixed text with `OW_LOG_INIT_ERROR`, else a body led by it;
+/// the cause (when the action gives one) in the logs before one sentinel per stream.
+fn assert_init_failed(
+    image: &Image,
+    s: &Started,
+    answer: &Answer,
+    expected: &str,
+    cause: Option<&str>,
+) {
+    if image.log_init_error() {
+        assert_error_exactly(image, s, answer, 502, expected);
+    } else {
+        assert_eq!(
+            answer.status,
+            502,
+            "{}: {} / stderr: {}",
+            image.name,
+            String::from_utf8_lossy(&answer.body),
+            s.stderr()
+        );
+        let error = answer.error();
+        assert!(
+            error.starts_with(expected),
+            "{}: {error:?} should start with {expected:?}",
+            image.name
+        );
+    }
+    let (out, err) = s.framed_logs(1);
+    if let Some(cause) = cause {
+        // The node launcher reports a failed load with console.log; the others on stderr.
+        let (name, stream) = match image.language {
+            Language::Node => ("stdout", &out),
+            Language::Python | Language::Php => ("stderr", &err),
+        };
+        assert!(
+            before_first_sentinel(stream).contains(cause),
+            "{}: {cause:?} must be on {name} before its sentinel\nstdout: {out}\nstderr: {err}",
+            image.name
+        );
+    }
+}
+
+/// A failed `/init` does not count: a good one is accepted after it and serves.
+fn assert_next_init_counts(image: &Image, s: &Started) {
+    init_ok(s, code(image, &HELLO), "main");
+    assert_eq!(
+        run_ok(s, json!({"name": "Ada"})),
+        json!({"greeting": "Hello Ada"}),
+        "{}",
+        image.name
+    );
+    s.framed_logs(2);
+}
+
+/// The compile script's output in `<workdir>/action/<n>/bin/exec`, where the image has it.
+fn assert_action_folder(image: &Image, s: &Started) {
+    let actions = s.image_path(image.workdir).join("action");
+    let built = std::fs::read_dir(&actions)
+        .unwrap_or_else(|e| panic!("{}: {}: {e}", image.name, actions.display()))
+        .map(|e| e.unwrap().path())
+        .any(|p| {
+            let numbered = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.parse::<u32>().is_ok());
+            numbered && p.join("bin/exec").is_file()
+        });
+    assert!(
+        built,
+        "{}: no {}/<n>/bin/exec",
+        image.name,
+        actions.display()
+    );
+}
+
+fn assert_runs_as_nobody(s: &Started) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).unwrap();
+    let uid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_string();
+    assert!(
+        uid.split_whitespace().skip(1).all(|id| id == "65534"),
+        "the proxy should run as nobody: {uid}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// The stream cut at its sentinel lines: what each activation wrote, in order.
+fn activations(text: &str) -> Vec<&str> {
+    text.split(&format!("{SENTINEL}\n")).collect()
+}
+
+/// Calls `f` until it gives a value or `within` passes.
+fn poll<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Any trace of the process, a zombie included: it is gone only once reaped.
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn processes_running(argv: &[&str]) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let words: Vec<&[u8]> = cmdline
+            .split(|b| *b == 0)
+            .filter(|w| !w.is_empty())
+            .collect();
+        if words.len() == argv.len() && words.iter().zip(argv).all(|(w, a)| *w == a.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+fn describe(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.trim_start_matches(name).trim().to_string())
+            .unwrap_or_default()
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    format!(
+        "{pid} ({}) state {} parent {}",
+        cmdline.trim(),
+        field("State:"),
+        field("PPid:")
+    )
+}
