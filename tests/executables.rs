@@ -262,7 +262,8 @@ fn without_ack_an_executable_that_exits_at_once_fails_init() {
     assert_no_action(&proxy);
 }
 
-/// Busy for about 200 ms of CPU (well past the Go proxy's 5 ms window, well within the 1 s a start may take), like an interpreter loading a large program.
+/// About 200 ms of CPU, like an interpreter loading a large program: well past the Go
+/// proxy's 5 ms window, well within the 1 s a start may take.
 const BUSY_START: &str = "i=0; while [ $i -lt 60000 ]; do i=$((i+1)); done\n";
 
 #[test]
