@@ -36,7 +36,7 @@ clean: ## remove build output
 # images where they cannot be pulled). scripts/images.sh documents the settings.
 IMAGES_SH ?= scripts/images.sh
 
-.PHONY: images image-python image-nodejs image-php smoke smoke-python smoke-nodejs smoke-php
+.PHONY: images image-python image-nodejs image-php smoke smoke-python smoke-nodejs smoke-php smoke-dropin
 
 images: ## build the three runtime images actionloop-{python,nodejs,php}
 	$(IMAGES_SH) build all
@@ -61,6 +61,9 @@ smoke-nodejs: ## build and smoke-test the Node.js image
 
 smoke-php: ## build and smoke-test the PHP image
 	$(IMAGES_SH) smoke php
+
+smoke-dropin: ## the OpenServerless python image with actionloop as /bin/proxy (deploy/dropin/), smoke-tested
+	$(IMAGES_SH) dropin
 
 # `make fuzz`: cargo-fuzz (`cargo install cargo-fuzz`) on the stable toolchain. Seeds come from
 # fuzz/corpus/<target> (checked in), what the fuzzer learns goes to fuzz/target/corpus/<target>,

@@ -5,6 +5,9 @@
 #   scripts/images.sh smoke [python|nodejs|php|all]   build, then start each image, curl /init
 #                                                      and /run of a hello action, check the
 #                                                      answers and the sentinel in the logs
+#   scripts/images.sh dropin                          build the Python image, then a copy of the
+#                                                      OpenServerless python v3.12 image with it as
+#                                                      /bin/proxy (deploy/dropin/), and smoke-test it
 #   scripts/images.sh standins                        only build the local base-image stand-ins
 #   scripts/images.sh sizes                           list the images and their sizes
 #   scripts/images.sh clean                           remove the runtime images and dangling layers
@@ -47,6 +50,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 RUNTIMES=(python nodejs php)
+# The drop-in proof: an official image's layout with actionloop as /bin/proxy. Its build context
+# is the upstream image folder in the shared reference runtimes (REFERENCE_RUNTIMES).
+REFERENCE_RUNTIMES=${REFERENCE_RUNTIMES:-$ROOT/../shared/reference-runtimes}
+DROPIN_CONTEXT=$REFERENCE_RUNTIMES/openserverless-runtimes/python/v3.12
 IMAGE_PREFIX=${IMAGE_PREFIX:-actionloop}
 IMAGE_TAG=${IMAGE_TAG:-latest}
 STANDINS=${STANDINS:-auto}
@@ -411,15 +418,20 @@ build_one() {
     local rt=$1 t0 img
     img=$(image_name "$rt")
     t0=$(now)
-    log "building $img from Dockerfile.$rt ($ENGINE)"
+    log "building $img ($ENGINE)"
     local args=(--build-arg "RUST_IMAGE=$RUST_IMAGE")
     case $rt in
     python) args+=(--build-arg "PYTHON_IMAGE=$PYTHON_IMAGE") ;;
     nodejs) args+=(--build-arg "NODE_IMAGE=$NODE_IMAGE") ;;
     php) args+=(--build-arg "PHP_IMAGE=$PHP_IMAGE" --build-arg "COMPOSER_IMAGE=$COMPOSER_IMAGE") ;;
     esac
-    local logf="$LOG_DIR/build-$rt.log"
-    if ! eng build "${BUILD_FLAGS[@]}" "${args[@]}" -f "Dockerfile.$rt" -t "$img" . >"$logf" 2>&1; then
+    local logf="$LOG_DIR/build-$rt.log" file="Dockerfile.$rt" context=.
+    if [[ $rt == dropin-python ]]; then
+        file=deploy/dropin/Dockerfile.openserverless-python
+        context=$DROPIN_CONTEXT
+        args=(--build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" --build-arg "PROXY_IMAGE=$(image_name python)")
+    fi
+    if ! eng build "${BUILD_FLAGS[@]}" "${args[@]}" -f "$file" -t "$img" "$context" >"$logf" 2>&1; then
         tail -n 40 "$logf" >&2
         die "building $img failed (full log: $logf)"
     fi
@@ -455,6 +467,14 @@ json_str() {
 # Each hello action loads the library its image preinstalls, so /init fails if it is missing.
 hello_code() {
     case $1 in
+    dropin-python)
+        # Through the upstream compile script and launcher, as a user's plain action.
+        cat <<'EOF'
+def main(args):
+    print("smoke: dropin-python action, through the upstream launcher")
+    return {"greeting": "Hello " + args.get("name", "stranger")}
+EOF
+        ;;
     python)
         cat <<'EOF'
 import requests  # preinstalled in the image
@@ -691,6 +711,23 @@ smoke)
         exit 1
     fi
     echo "SMOKE OK: ${#rts[@]} images answered /init and /run and logged the sentinels"
+    ;;
+dropin)
+    command -v curl >/dev/null || die "curl is needed"
+    [[ -d $DROPIN_CONTEXT ]] || die "the reference runtimes are not at $REFERENCE_RUNTIMES (set REFERENCE_RUNTIMES)"
+    T0=$(now)
+    build_images python
+    build_one dropin-python
+    trap 'remove_smoke_containers; cleanup_standin_dir' EXIT
+    failed=0
+    smoke_one dropin-python || failed=1
+    summary dropin-python
+    echo "done in $(($(now) - T0)) s"
+    if ((failed)); then
+        echo "SMOKE FAILED" >&2
+        exit 1
+    fi
+    echo "SMOKE OK: the OpenServerless python image with actionloop as /bin/proxy answered /init and /run and logged the sentinels"
     ;;
 standins)
     [[ $ENGINE == podman ]] || die "stand-ins are only for podman; with Docker the official images are pulled"
