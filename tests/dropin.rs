@@ -439,22 +439,27 @@ function main(array $args): array {
     ];
     init_ok(&s, code(image, &spawner), "main");
     // A duration no other process on the machine would be sleeping for.
-    let duration = format!("300.{}{}", std::process::id(), s.port);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let duration = format!("300.{}{nanos:09}", std::process::id());
     let result = run_ok(&s, json!({ "sleep": duration }));
     let proxy = s.pid();
-    let mut pids: Vec<u32> = result["pids"]
+    let mut watched: Vec<(u32, Vec<u8>)> = result["pids"]
         .as_array()
         .unwrap_or_else(|| panic!("{}: no pids in {result}", image.name))
         .iter()
         .map(|p| p.as_u64().expect("a pid") as u32)
         .filter(|p| *p > 1 && *p != proxy)
+        .map(|p| (p, cmdline(p)))
         .collect();
     let sleeps = poll(Duration::from_secs(5), || {
         let found = processes_running(&["sleep", &duration]);
         (!found.is_empty()).then_some(found)
     })
     .unwrap_or_else(|| panic!("{}: the action's `sleep {duration}` never ran", image.name));
-    pids.extend(sleeps);
+    watched.extend(sleeps.into_iter().map(|p| (p, cmdline(p))));
 
     s.signal("TERM");
     let code = s.wait_exit(Duration::from_secs(15));
@@ -464,16 +469,22 @@ function main(array $args): array {
         image.name,
         s.stderr()
     );
-    let left = poll(Duration::from_secs(5), || {
-        let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
-        left.is_empty().then_some(())
+    let gone = poll(Duration::from_secs(5), || {
+        watched.iter().all(|(p, _)| !alive(*p)).then_some(())
     });
-    if left.is_none() {
-        let survivors: Vec<String> = pids
+    if gone.is_none() {
+        let survivors: Vec<String> = watched
             .iter()
-            .filter(|p| alive(**p))
-            .map(|p| describe(*p))
+            .filter(|(p, _)| alive(*p))
+            .map(|(p, _)| describe(*p))
             .collect();
+        // Not left behind for 300 s by a failing run; only while each is still the process
+        // seen before the signal.
+        for (pid, seen) in &watched {
+            if cmdline(*pid) == *seen {
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+            }
+        }
         panic!(
             "{}: 5 s after the proxy exited (code {code:?}) these still exist: {survivors:?} / stderr: {}",
             image.name,
@@ -651,9 +662,7 @@ fn processes_running(argv: &[&str]) -> Vec<u32> {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
             continue;
         };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
+        let cmdline = cmdline(pid);
         let words: Vec<&[u8]> = cmdline
             .split(|b| *b == 0)
             .filter(|w| !w.is_empty())
@@ -665,6 +674,10 @@ fn processes_running(argv: &[&str]) -> Vec<u32> {
     found
 }
 
+fn cmdline(pid: u32) -> Vec<u8> {
+    std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+}
+
 fn describe(pid: u32) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
@@ -674,8 +687,7 @@ fn describe(pid: u32) -> String {
             .map(|l| l.trim_start_matches(name).trim().to_string())
             .unwrap_or_default()
     };
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    let cmdline = String::from_utf8_lossy(&cmdline(pid)).replace('\0', " ");
     format!(
         "{pid} ({}) state {} parent {}",
         cmdline.trim(),

@@ -97,8 +97,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The binary under test: the one cargo built, or `ACTIONLOOP_BIN` (e.g. a release build, or a
+/// copy that stays put while the tree is rebuilt during a long loop of runs).
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_actionloop"))
+    std::env::var_os("ACTIONLOOP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_actionloop")))
 }
 
 impl Proxy {
