@@ -1,8 +1,6 @@
 //! Everything `/init` and `/run` can answer besides success, and the one place where each
 //! answer gets its HTTP status and its exact text.
 
-use axum::http::StatusCode;
-
 use crate::child::ChildError;
 use crate::package::PackageError;
 
@@ -24,15 +22,17 @@ pub enum ProxyError {
     AlreadyInitialized,
     /// The request is not what the protocol says.
     BadRequest(String),
+    /// The request could not be read as HTTP/1.1.
+    Http(HttpError),
     /// The request body is over `OW_MAX_REQUEST_BYTES`.
     TooLarge(u64),
     /// `/init` without code.
     MissingCode,
     /// The code package could not be decoded or unpacked.
     Package(PackageError),
-    /// The entry point cannot be found or built; the detail is empty in compat mode.
+    /// The entry point cannot be found or built.
     Locate(String),
-    /// The action failed while loading; the detail is empty in compat mode.
+    /// The action failed while loading.
     Start(String),
     /// A fixed `/init` failure text of the Go proxy (ack, exec env), and the detail.
     InitFailed(&'static str, String),
@@ -54,21 +54,21 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    pub fn status(&self) -> StatusCode {
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> u16 {
         match self {
-            ProxyError::AlreadyInitialized | ProxyError::MissingCode => StatusCode::FORBIDDEN,
-            ProxyError::BadRequest(_) | ProxyError::Package(_) | ProxyError::Exited(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            ProxyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::AlreadyInitialized | ProxyError::MissingCode => 403,
+            ProxyError::BadRequest(_) | ProxyError::Package(_) | ProxyError::Exited(_) => 400,
+            ProxyError::Http(e) => e.status(),
+            ProxyError::TooLarge(_) => 413,
             ProxyError::Locate(_)
             | ProxyError::Start(_)
             | ProxyError::InitFailed(..)
             | ProxyError::Fixed(_)
             | ProxyError::NotADictionary
-            | ProxyError::BadAnswer(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::NoAction | ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ProxyError::NotFound => StatusCode::NOT_FOUND,
+            | ProxyError::BadAnswer(_) => 502,
+            ProxyError::NoAction | ProxyError::Internal(_) => 500,
+            ProxyError::NotFound => 404,
         }
     }
 
@@ -83,6 +83,7 @@ impl ProxyError {
         match self {
             ProxyError::AlreadyInitialized => ALREADY_INITIALIZED.into(),
             ProxyError::BadRequest(why) => why.clone(),
+            ProxyError::Http(e) => e.to_string(),
             ProxyError::TooLarge(limit) => {
                 format!("The request body is larger than {limit} bytes (OW_MAX_REQUEST_BYTES).")
             }
@@ -90,7 +91,11 @@ impl ProxyError {
             ProxyError::Package(e) => format!("Invalid action package: {e}."),
             ProxyError::Locate(detail) => with_detail(CANNOT_LOCATE, detail),
             ProxyError::Start(detail) => with_detail(CANNOT_START, detail),
-            ProxyError::InitFailed(fixed, detail) => with_detail(fixed, detail),
+            // As the Go proxy words a start failure without OW_LOG_INIT_ERROR, and as SPEC
+            // section 2 wants every start failure to begin.
+            ProxyError::InitFailed(fixed, detail) => {
+                with_detail(CANNOT_START, &with_detail(fixed, detail))
+            }
             ProxyError::Fixed(text) => (*text).into(),
             ProxyError::NoAction => NO_ACTION.into(),
             ProxyError::NotADictionary => NOT_A_DICTIONARY.into(),
@@ -140,6 +145,7 @@ impl ProxyError {
             ProxyError::Locate(detail) | ProxyError::Start(detail) if !detail.is_empty() => {
                 detail.clone()
             }
+            ProxyError::InitFailed(fixed, detail) => format!("{fixed} {detail}").trim().into(),
             other => other.message(),
         }
     }
@@ -148,6 +154,56 @@ impl ProxyError {
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({ "error": self.message() }))
             .unwrap_or_else(|_| b"{\"error\":\"unprintable error\"}".to_vec())
+    }
+}
+
+/// Why a request could not be read as HTTP/1.1. Each is answered, then the connection closes.
+#[derive(Debug)]
+pub enum HttpError {
+    /// The request line or a header is not HTTP.
+    Malformed(String),
+    /// More header bytes or fields than the proxy reads.
+    HeadTooLarge,
+    /// A request target longer than the proxy reads.
+    TargetTooLong,
+    /// A `Transfer-Encoding` other than `chunked`.
+    UnsupportedEncoding(String),
+    /// A chunked body that is not.
+    BadChunk,
+    /// The connection ended before the body did.
+    Truncated,
+    /// The head or the body did not arrive in time.
+    Timeout,
+}
+
+impl HttpError {
+    fn status(&self) -> u16 {
+        match self {
+            HttpError::Malformed(_) | HttpError::BadChunk | HttpError::Truncated => 400,
+            HttpError::Timeout => 408,
+            HttpError::TargetTooLong => 414,
+            HttpError::HeadTooLarge => 431,
+            HttpError::UnsupportedEncoding(_) => 501,
+        }
+    }
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Malformed(what) => write!(f, "Malformed HTTP request: {what}."),
+            HttpError::HeadTooLarge => {
+                f.write_str("The request head is too large (at most 64 KiB and 100 header fields).")
+            }
+            HttpError::TargetTooLong => f.write_str("The request target is too long."),
+            HttpError::UnsupportedEncoding(what) => write!(
+                f,
+                "Transfer-Encoding '{what}' is not supported: send Content-Length or chunked."
+            ),
+            HttpError::BadChunk => f.write_str("Malformed chunked request body."),
+            HttpError::Truncated => f.write_str("The request ended before its body did."),
+            HttpError::Timeout => f.write_str("The request did not arrive in time."),
+        }
     }
 }
 

@@ -68,12 +68,15 @@ pub fn serve(settings: Settings) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let addr = SocketAddr::from(([0, 0, 0, 0], settings.port));
-    let grace = settings.shutdown_grace;
     runtime.block_on(async move {
         child::reap_when_init();
         let proxy = Arc::new(proxy::Proxy::new(settings)?);
         proxy.prewarm().await;
-        http::serve(proxy, addr, grace)
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        tracing::info!("listening on {addr}");
+        http::serve(listener, proxy, http::signalled())
             .await
             .map_err(|e| format!("cannot serve on {addr}: {e}"))
     })

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::action::Action;
@@ -85,7 +85,7 @@ impl Proxy {
     }
 
     /// Handles `/init`.
-    pub async fn init(self: &Arc<Self>, body: &[u8]) -> Result<(), ProxyError> {
+    pub async fn init(self: &Arc<Self>, body: BytesMut) -> Result<(), ProxyError> {
         if self.action.initialized() {
             return Err(self.refuse_second_init());
         }
@@ -95,7 +95,7 @@ impl Proxy {
         }
         let result = {
             let _attempt = logs::Activation::begin();
-            self.try_init(body).await
+            self.try_init(&body).await
         };
         match &result {
             Ok(()) => {
@@ -211,7 +211,7 @@ impl Proxy {
     }
 
     /// Handles `/run`.
-    pub async fn run(&self, body: Bytes) -> Result<Bytes, ProxyError> {
+    pub async fn run(&self, body: BytesMut) -> Result<Bytes, ProxyError> {
         let action = self.action.get().ok_or(ProxyError::NoAction)?;
         let run = request::prepare_run(body)?;
         let deadline = run.deadline.filter(|_| self.settings.enforce_deadline);

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -136,9 +136,9 @@ fn millis(raw: &serde_json::value::RawValue) -> Option<u64> {
 }
 
 /// Checks that the body is one JSON object (in a single pass that builds nothing but the
-/// deadline) and folds it onto one line: inside valid JSON a line break can only be
+/// deadline) and folds it onto one line, in place: inside valid JSON a line break can only be
 /// whitespace, so replacing it with a space changes nothing else.
-pub fn prepare_run(body: Bytes) -> Result<Run, ProxyError> {
+pub fn prepare_run(mut body: BytesMut) -> Result<Run, ProxyError> {
     let text = object_text(&body, "/run")?;
     let envelope: RunEnvelope = serde_json::from_str(text)
         .map_err(|e| ProxyError::BadRequest(format!("Invalid /run request: {e}")))?;
@@ -150,16 +150,15 @@ pub fn prepare_run(body: Bytes) -> Result<Run, ProxyError> {
             .as_millis() as u64;
         Duration::from_millis(at.saturating_sub(now))
     });
-    let line = if memchr::memchr2(b'\n', b'\r', &body).is_some() {
-        let folded: Vec<u8> = body
-            .iter()
-            .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
-            .collect();
-        Bytes::from(folded)
-    } else {
-        body
-    };
-    Ok(Run { line, deadline })
+    let mut from = 0;
+    while let Some(i) = memchr::memchr2(b'\n', b'\r', &body[from..]) {
+        body[from + i] = b' ';
+        from += i + 1;
+    }
+    Ok(Run {
+        line: body.freeze(),
+        deadline,
+    })
 }
 
 #[cfg(test)]
@@ -205,18 +204,18 @@ mod tests {
 
     #[test]
     fn run_bodies_become_one_line() {
-        let run = prepare_run(Bytes::from_static(
-            b"{\"value\":\n {\"a\": \"b\"},\r\n \"deadline\": \"1\"}",
+        let run = prepare_run(BytesMut::from(
+            &b"{\"value\":\n {\"a\": \"b\"},\r\n \"deadline\": \"1\"}"[..],
         ))
         .unwrap();
         assert!(!run.line.contains(&b'\n'));
         assert_eq!(run.deadline, Some(Duration::ZERO));
-        assert!(prepare_run(Bytes::from_static(b"[1]")).is_err());
-        assert!(prepare_run(Bytes::from_static(b"{\"value\":")).is_err());
-        assert!(prepare_run(Bytes::from_static(b"{} {}")).is_err());
-        assert!(prepare_run(Bytes::from_static(b"{\"value\":\"\xfe\"}")).is_err());
-        assert!(prepare_run(Bytes::from_static(b"\x0c{}")).is_err());
-        let odd = prepare_run(Bytes::from_static(b"{\"deadline\":true}")).unwrap();
+        assert!(prepare_run(BytesMut::from(&b"[1]"[..])).is_err());
+        assert!(prepare_run(BytesMut::from(&b"{\"value\":"[..])).is_err());
+        assert!(prepare_run(BytesMut::from(&b"{} {}"[..])).is_err());
+        assert!(prepare_run(BytesMut::from(&b"{\"value\":\"\xfe\"}"[..])).is_err());
+        assert!(prepare_run(BytesMut::from(&b"\x0c{}"[..])).is_err());
+        let odd = prepare_run(BytesMut::from(&b"{\"deadline\":true}"[..])).unwrap();
         assert_eq!(odd.deadline, None);
     }
 }

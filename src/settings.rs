@@ -87,6 +87,17 @@ impl Default for Limits {
     }
 }
 
+/// How long the HTTP server waits for a client.
+#[derive(Debug, Clone)]
+pub struct HttpTimeouts {
+    /// `OW_HTTP_HEAD_TIMEOUT_SECONDS`: from a request's first byte to the end of its head, and
+    /// the longest pause while its body arrives.
+    pub head_timeout: Duration,
+    /// `OW_HTTP_IDLE_TIMEOUT_SECONDS`: how long a kept-alive connection may wait for its next
+    /// request.
+    pub idle_timeout: Duration,
+}
+
 /// The proxy's whole configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -124,6 +135,7 @@ pub struct Settings {
     /// environment sets no `GLIBC_TUNABLES` of its own.
     pub tune_child_malloc: bool,
     pub limits: Limits,
+    pub http: HttpTimeouts,
     /// `RUST_LOG`: the level of the proxy's own log lines when not `-debug`.
     pub log_level: Option<String>,
     /// Where `action/<n>` folders go: the working directory at start.
@@ -212,6 +224,10 @@ impl Settings {
             prewarm: var("OW_PREWARM").as_deref() != Some("0"),
             tune_child_malloc: !env.contains_key("GLIBC_TUNABLES"),
             limits,
+            http: HttpTimeouts {
+                head_timeout: Duration::from_secs(number("OW_HTTP_HEAD_TIMEOUT_SECONDS", 30)?),
+                idle_timeout: Duration::from_secs(number("OW_HTTP_IDLE_TIMEOUT_SECONDS", 300)?),
+            },
             log_level: var("RUST_LOG"),
             workdir,
         })

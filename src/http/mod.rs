@@ -1,0 +1,202 @@
+//! The HTTP surface: `POST /init` and `POST /run` over HTTP/1.1, JSON everywhere, and a stop
+//! that waits only for the requests being answered.
+//!
+//! A small server of our own on `httparse` rather than a framework, because the proxy must own
+//! every byte it answers: every answer, protocol errors included, is a JSON body with
+//! `Content-Length` (the invoker's client takes a chunked or empty answer for none); a client
+//! that half-closes its side still gets its answer; a connection that sends no request head in
+//! time, or idles too long, is closed; and a stop does not wait for idle connections.
+//! [`conn`] speaks the protocol on one connection; this module accepts them, routes requests
+//! and stops.
+
+mod conn;
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::error::ProxyError;
+use crate::proxy::Proxy;
+use crate::settings::Settings;
+
+/// One answer: a status and its JSON body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+impl Answer {
+    fn ok(body: Bytes) -> Answer {
+        Answer { status: 200, body }
+    }
+}
+
+impl From<ProxyError> for Answer {
+    fn from(e: ProxyError) -> Answer {
+        Answer {
+            status: e.status(),
+            body: Bytes::from(e.body()),
+        }
+    }
+}
+
+/// What the connections need to know, fixed at start.
+struct Server {
+    proxy: Arc<Proxy>,
+    body_limit: u64,
+    head_timeout: Duration,
+    idle_timeout: Duration,
+    log_init_error: bool,
+    /// Requests being read past their head, handled or answered; a stop waits for these only.
+    busy: AtomicUsize,
+    idle: Notify,
+}
+
+/// Marks a request as being worked on until dropped.
+struct Busy<'a>(&'a Server);
+
+impl<'a> Busy<'a> {
+    fn new(server: &'a Server) -> Busy<'a> {
+        server.busy.fetch_add(1, Ordering::SeqCst);
+        Busy(server)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if self.0.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl Server {
+    /// Routes one request. The query string does not matter, as in the Go proxy.
+    async fn handle(&self, method: &str, target: &str, body: BytesMut) -> Answer {
+        let path = target.split_once('?').map_or(target, |(path, _)| path);
+        let started = std::time::Instant::now();
+        let answer = match (method, path) {
+            ("POST", "/init") => match self.proxy.init(body).await {
+                Ok(()) => Answer::ok(Bytes::from_static(b"{\"ok\":true}")),
+                Err(e) => e.worded_for_init(self.log_init_error).into(),
+            },
+            ("POST", "/run") => match self.proxy.run(body).await {
+                Ok(answer) => Answer::ok(answer),
+                Err(e) => e.into(),
+            },
+            _ => ProxyError::NotFound.into(),
+        };
+        tracing::debug!(elapsed = ?started.elapsed(), status = answer.status, "{method} {path}");
+        answer
+    }
+
+    /// Resolves once no request is being worked on.
+    async fn settled(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.busy.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// How long the requests that are running may take once the grace period is over and their
+/// children have been killed: long enough to frame their logs and send their answers.
+const LAST_WORDS: Duration = Duration::from_secs(3);
+
+/// Serves on `listener` until `shutdown` resolves. Then it stops accepting, closes the
+/// connections that wait for a request, lets the requests being answered finish for up to the
+/// grace period, kills every child (so those still running end with an answer of their own),
+/// and returns.
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let settings: &Settings = proxy.settings();
+    let grace = settings.shutdown_grace;
+    let server = Arc::new(Server {
+        body_limit: settings.limits.request_bytes,
+        head_timeout: settings.http.head_timeout,
+        idle_timeout: settings.http.idle_timeout,
+        log_init_error: settings.log_init_error,
+        proxy: Arc::clone(&proxy),
+        busy: AtomicUsize::new(0),
+        idle: Notify::new(),
+    });
+    let (stopping, stop) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    // Small answers must leave at once, not wait for Nagle's algorithm.
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(conn::serve(stream, Arc::clone(&server), stop.clone()));
+                }
+                // Out of descriptors, most likely: wait a moment rather than spin.
+                Err(e) => {
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("stopping");
+    let _ = stopping.send(true);
+    if tokio::time::timeout(grace, server.settled()).await.is_err() {
+        tracing::warn!("grace period over: stopping the running activations");
+        proxy.stop();
+        let _ = tokio::time::timeout(LAST_WORDS, server.settled()).await;
+    }
+    proxy.stop();
+    Ok(())
+}
+
+/// Resolves on SIGTERM, SIGINT, SIGHUP or SIGQUIT: all of them stop the proxy.
+pub async fn signalled() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let kinds = [
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+        SignalKind::hangup(),
+        SignalKind::quit(),
+    ];
+    let mut streams = Vec::new();
+    for kind in kinds {
+        match signal(kind) {
+            Ok(stream) => streams.push(stream),
+            Err(e) => tracing::warn!("cannot watch a stop signal: {e}"),
+        }
+    }
+    if streams.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = streams.iter_mut().map(|s| Box::pin(s.recv()));
+    futures_select_all(waits).await;
+}
+
+/// The first of several futures to resolve.
+async fn futures_select_all<F: Future + Unpin>(futures: impl Iterator<Item = F>) {
+    let mut futures: Vec<F> = futures.collect();
+    std::future::poll_fn(|cx| {
+        for future in futures.iter_mut() {
+            if std::pin::Pin::new(future).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
