@@ -89,12 +89,22 @@ impl Answer {
     }
 }
 
+/// A port nothing listens on, never handed out twice in this test process: two proxies started
+/// at the same moment by two tests cannot be given the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// The binary under test: the one cargo built, or `ACTIONLOOP_BIN` (e.g. a release build, or a
@@ -130,44 +140,64 @@ impl Proxy {
     }
 
     /// The proxy started as `options` say; its logs go to `stdout.log` and `stderr.log` in its
-    /// folder.
+    /// folder. A port that another process took between [`free_port`] and the proxy's bind is
+    /// no test failure: the proxy is started again on another.
     pub fn launch_with(options: Options) -> Proxy {
-        let dir = options.dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
-        let port = free_port();
-        let program = options.program.unwrap_or_else(binary);
-        let mut words: Vec<&std::ffi::OsStr> = options.wrapper.iter().map(|w| w.as_ref()).collect();
-        words.push(program.as_os_str());
-        let mut command = Command::new(words[0]);
-        if options.clear_env {
-            command.env_clear();
+        let mut dir = options
+            .dir
+            .unwrap_or_else(|| tempfile::tempdir().unwrap());
+        let program = options.program.clone().unwrap_or_else(binary);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let port = free_port();
+            let mut words: Vec<&std::ffi::OsStr> =
+                options.wrapper.iter().map(|w| w.as_ref()).collect();
+            words.push(program.as_os_str());
+            let mut command = Command::new(words[0]);
+            if options.clear_env {
+                command.env_clear();
+            }
+            command
+                .args(&words[1..])
+                .current_dir(options.cwd.as_deref().unwrap_or(dir.path()))
+                .arg("--port")
+                .arg(port.to_string())
+                .args(options.args)
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
+                .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
+            for (k, v) in options.env {
+                command.env(k, v);
+            }
+            let process = command.spawn().expect("start actionloop");
+            let mut proxy = Proxy { port, dir, process };
+            match proxy.wait_listening() {
+                Ok(()) => return proxy,
+                Err(stderr) if stderr.contains("in use") && attempts < 5 => {
+                    dir = std::mem::replace(&mut proxy.dir, tempfile::tempdir().unwrap());
+                }
+                Err(stderr) => panic!("the proxy did not start listening; stderr:\n{stderr}"),
+            }
         }
-        command
-            .args(&words[1..])
-            .current_dir(options.cwd.as_deref().unwrap_or(dir.path()))
-            .arg("--port")
-            .arg(port.to_string())
-            .args(options.args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
-        for (k, v) in options.env {
-            command.env(k, v);
-        }
-        let process = command.spawn().expect("start actionloop");
-        let proxy = Proxy { port, dir, process };
-        proxy.wait_listening();
-        proxy
     }
 
-    fn wait_listening(&self) {
+    /// Waits until this proxy listens: a connection that reaches its port (not one that met
+    /// itself, which a free port allows), while the process lives. The proxy's stderr if not.
+    fn wait_listening(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            if let Ok(Some(status)) = self.process.try_wait() {
+                return Err(format!("(exited: {status})\n{}", self.stderr()));
+            }
+            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port))
+                && stream.local_addr().ok() != stream.peer_addr().ok()
+            {
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("proxy did not listen; stderr: {}", self.stderr());
+        Err(format!("(not listening after 10 s)\n{}", self.stderr()))
     }
 
     pub fn pid(&self) -> u32 {
@@ -184,7 +214,15 @@ impl Proxy {
     }
 
     pub fn connect(&self) -> Connection {
-        Connection::open(self.port)
+        self.address().connect()
+    }
+
+    /// Where this proxy listens and logs, for threads that open their own connections.
+    pub fn address(&self) -> Address {
+        Address {
+            port: self.port,
+            dir: self.dir.path().to_path_buf(),
+        }
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> Answer {
@@ -343,6 +381,23 @@ pub fn run_ok(p: &Proxy, value: Value) -> Value {
 /// A keep-alive HTTP/1.1 connection.
 pub struct Connection {
     reader: BufReader<TcpStream>,
+    /// The proxy's folder, whose stderr a failure shows.
+    logs: Option<PathBuf>,
+}
+
+/// Where a proxy listens and logs: what a thread needs to open connections of its own.
+#[derive(Debug, Clone)]
+pub struct Address {
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Address {
+    pub fn connect(&self) -> Connection {
+        let mut connection = Connection::open(self.port);
+        connection.logs = Some(self.dir.clone());
+        connection
+    }
 }
 
 impl Connection {
@@ -354,7 +409,18 @@ impl Connection {
             .unwrap();
         Connection {
             reader: BufReader::new(stream),
+            logs: None,
         }
+    }
+
+    /// Fails the test with what went wrong and, when known, what the proxy said on stderr.
+    fn fail(&self, what: impl std::fmt::Display) -> ! {
+        let stderr = self
+            .logs
+            .as_ref()
+            .map(|dir| std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default())
+            .unwrap_or_else(|| "(unknown: a bare connection)".into());
+        panic!("{what}\nproxy stderr:\n{stderr}");
     }
 
     pub fn post(&mut self, path: &str, body: &[u8]) -> Answer {
@@ -362,9 +428,8 @@ impl Connection {
             "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
-        let stream = self.reader.get_mut();
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
+        self.send_raw(head.as_bytes());
+        self.send_raw(body);
         self.read_answer()
     }
 
@@ -375,27 +440,36 @@ impl Connection {
 
     /// Sends raw bytes (e.g. a request cut short) without reading anything back.
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.reader.get_mut().write_all(bytes).unwrap();
+        if let Err(e) = self.reader.get_mut().write_all(bytes) {
+            self.fail(format!("cannot send the request: {e}"));
+        }
     }
 
     pub fn read_answer(&mut self) -> Answer {
         let mut line = String::new();
-        self.reader.read_line(&mut line).expect("status line");
-        let status: u16 = line
+        if let Err(e) = self.reader.read_line(&mut line) {
+            self.fail(format!("no answer: {e}"));
+        }
+        let Some(status) = line
             .split_whitespace()
             .nth(1)
-            .unwrap_or_else(|| panic!("bad status line {line:?}"))
-            .parse()
-            .unwrap();
+            .and_then(|s| s.parse::<u16>().ok())
+        else {
+            self.fail(format!("bad status line {line:?}"));
+        };
         let mut headers = Vec::new();
         loop {
             let mut h = String::new();
-            self.reader.read_line(&mut h).unwrap();
+            if let Err(e) = self.reader.read_line(&mut h) {
+                self.fail(format!("answer cut short in its head: {e}"));
+            }
             let h = h.trim_end();
             if h.is_empty() {
                 break;
             }
-            let (k, v) = h.split_once(':').unwrap();
+            let Some((k, v)) = h.split_once(':') else {
+                self.fail(format!("bad header line {h:?}"));
+            };
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
         let length: usize = headers
@@ -406,7 +480,9 @@ impl Connection {
             .parse()
             .unwrap();
         let mut body = vec![0; length];
-        self.reader.read_exact(&mut body).unwrap();
+        if let Err(e) = self.reader.read_exact(&mut body) {
+            self.fail(format!("answer cut short in its body: {e}"));
+        }
         Answer {
             status,
             headers,
