@@ -5,7 +5,7 @@
 //! for a free child in arrival order. A child that dies, overruns its deadline or garbles its
 //! answer channel is dropped (killing its process group) and replaced at the next request.
 
-use std::time::Duration;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -53,8 +53,7 @@ impl Launch {
             Some(child) => child,
             None => Child::spawn(&self.spec).map_err(|e| {
                 let cause = format!("cannot run {}: {e}", self.spec.program.display());
-                logs::explain(&cause);
-                logs::frame_without_child();
+                logs::frame_without_child(&cause);
                 ProxyError::Start(cause)
             })?,
         };
@@ -62,7 +61,7 @@ impl Launch {
             Ok(()) => Ok(child),
             Err(e) => {
                 child.kill();
-                child.frame_logs_explained(&e.cause());
+                child.frame_logs_explained(&e.cause()).await;
                 Err(e)
             }
         }
@@ -151,18 +150,22 @@ impl Action {
     }
 
     /// Runs one activation: `request` is the `/run` body on one line. The answer is returned
-    /// as the child wrote it, checked but not re-encoded.
+    /// as the child wrote it, checked but not re-encoded. A `deadline` counts from the
+    /// request's arrival: time spent waiting for a free child is part of it.
     pub async fn run(
         &self,
         request: &[u8],
-        deadline: Option<Duration>,
+        deadline: Option<Instant>,
     ) -> Result<Bytes, ProxyError> {
         let _activation = logs::Activation::begin();
-        let _permit = self
-            .free
-            .acquire()
-            .await
-            .map_err(|_| ProxyError::Internal("the action is shutting down".into()))?;
+        let free = self.free.acquire();
+        let _permit = match deadline {
+            None => free.await,
+            Some(at) => tokio::time::timeout_at(at, free)
+                .await
+                .map_err(|_| ProxyError::BadAnswer(DEADLINE_IN_QUEUE.into()))?,
+        }
+        .map_err(|_| ProxyError::Internal("the action is shutting down".into()))?;
         // Holding a permit means at least one slot is unlocked.
         let mut slot = self
             .slots
@@ -189,19 +192,16 @@ impl Action {
         };
         let outcome = match deadline {
             None => exchange.await.map_err(ProxyError::from),
-            Some(left) => match tokio::time::timeout(left, exchange).await {
+            Some(at) => match tokio::time::timeout_at(at, exchange).await {
                 Ok(answer) => answer.map_err(ProxyError::from),
                 Err(_) => {
                     child.kill();
-                    Err(ProxyError::BadAnswer(format!(
-                        "The action did not answer before its deadline ({} ms) and was stopped.",
-                        left.as_millis()
-                    )))
+                    Err(ProxyError::BadAnswer(DEADLINE_PASSED.into()))
                 }
             },
         };
         // The error body names the cause; the activation's logs stay the action's own (SPEC §4).
-        child.frame_logs();
+        child.frame_logs(deadline).await;
         match outcome {
             Ok(answer) => classify(answer),
             Err(e) => {
@@ -212,6 +212,10 @@ impl Action {
         }
     }
 }
+
+const DEADLINE_PASSED: &str = "The action did not answer before its deadline and was stopped.";
+const DEADLINE_IN_QUEUE: &str =
+    "The activation's deadline passed while it waited for the action to be free.";
 
 /// The marker our launchers use for a result they could not serialise.
 const LAUNCHER_ERROR: &[u8] = b"{\"__actionloop_error\":";

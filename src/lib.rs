@@ -33,6 +33,7 @@ pub mod proxy;
 pub mod request;
 pub mod runtime;
 pub mod settings;
+mod sys;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +70,7 @@ pub fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let addr = SocketAddr::from(([0, 0, 0, 0], settings.port));
     runtime.block_on(async move {
+        logs::start();
         child::reap_when_init();
         let proxy = Arc::new(proxy::Proxy::new(settings)?);
         proxy.prewarm().await;
@@ -76,8 +78,8 @@ pub fn serve(settings: Settings) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         tracing::info!("listening on {addr}");
-        http::serve(listener, proxy, http::signalled())
-            .await
-            .map_err(|e| format!("cannot serve on {addr}: {e}"))
+        let served = http::serve(listener, proxy, http::signalled()).await;
+        logs::flush(std::time::Duration::from_secs(1)).await;
+        served.map_err(|e| format!("cannot serve on {addr}: {e}"))
     })
 }

@@ -159,8 +159,7 @@ impl Proxy {
         let plan = plan.inspect_err(|e| {
             // Failures past the door are the action's: its logs must say why, then end.
             if e.frames_init(self.settings.log_init_error) {
-                logs::explain(&e.cause());
-                logs::frame_without_child();
+                logs::frame_without_child(&e.cause());
             }
         })?;
         let launch = prepare::launch(
@@ -213,8 +212,12 @@ impl Proxy {
     /// Handles `/run`.
     pub async fn run(&self, body: BytesMut) -> Result<Bytes, ProxyError> {
         let action = self.action.get().ok_or(ProxyError::NoAction)?;
+        let arrived = tokio::time::Instant::now();
         let run = request::prepare_run(body)?;
-        let deadline = run.deadline.filter(|_| self.settings.enforce_deadline);
+        let deadline = run
+            .deadline
+            .filter(|_| self.settings.enforce_deadline)
+            .map(|left| arrived + left);
         action.run(&run.line, deadline).await
     }
 

@@ -113,7 +113,8 @@ pub fn parse_env(json: &str) -> Result<Vec<(String, String)>, ProxyError> {
     env_strings(map)
 }
 
-/// A `/run` body made ready for a child: one line, plus the time left before its deadline.
+/// A `/run` body made ready for a child: one line, plus the time left before its deadline,
+/// counted from when the request arrived.
 pub struct Run {
     pub line: Bytes,
     pub deadline: Option<Duration>,

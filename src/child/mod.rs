@@ -5,8 +5,8 @@
 //! once, at start, during an activation or while it idles.
 
 mod orphans;
+pub mod pipe;
 mod settle;
-mod sys;
 
 pub use orphans::{kill_all, reap_when_init};
 
@@ -20,10 +20,12 @@ use std::process::{ExitStatus, Stdio};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
-use tokio::net::unix::pipe;
+use tokio::net::unix::pipe as tokio_pipe;
 use tokio::sync::watch;
 
-use crate::logs::{Logs, Source};
+use crate::logs::ChildLogs;
+use crate::sys;
+use pipe::Source;
 
 /// Requests and answers up to this size cross the pipe in one go.
 const PIPE_BYTES: i32 = 1024 * 1024;
@@ -107,13 +109,13 @@ impl fmt::Display for ChildError {
 
 pub struct Child {
     pid: u32,
-    stdin: pipe::Sender,
+    stdin: tokio_pipe::Sender,
     answers: Source,
     /// Bytes read from the answer channel past the last full line. Answers are split off it
     /// without copying; once the answer sent to the client is dropped, its room is reused.
     pending: BytesMut,
     exit: watch::Receiver<Option<Exit>>,
-    logs: Logs,
+    logs: ChildLogs,
 }
 
 impl Child {
@@ -152,11 +154,11 @@ impl Child {
 
         Ok(Child {
             pid,
-            stdin: pipe::Sender::from_owned_fd(OwnedFd::from(stdin_write))?,
+            stdin: tokio_pipe::Sender::from_owned_fd(OwnedFd::from(stdin_write))?,
             answers: Source::new(OwnedFd::from(answer_read))?,
             pending: BytesMut::new(),
             exit,
-            logs: Logs::start(
+            logs: ChildLogs::start(
                 Source::new(OwnedFd::from(stdout_read))?,
                 Source::new(OwnedFd::from(stderr_read))?,
             ),
@@ -269,13 +271,13 @@ impl Child {
     }
 
     /// Frames the logs of the activation that just ended.
-    pub fn frame_logs(&self) {
-        self.logs.frame();
+    pub async fn frame_logs(&self, until: Option<tokio::time::Instant>) {
+        self.logs.frame(None, until).await;
     }
 
     /// Frames the logs of a failed start, the proxy's explanation after the child's own output.
-    pub fn frame_logs_explained(&self, why: &str) {
-        self.logs.frame_with(Some(why));
+    pub async fn frame_logs_explained(&self, why: &str) {
+        self.logs.frame(Some(why), None).await;
     }
 
     /// Kills the child and everything it started.

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::sys;
+use crate::sys;
 
 /// Children started through [`super::Child::spawn`] and not yet waited for.
 static OURS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());

@@ -157,6 +157,7 @@ pub async fn serve(
     let _ = stopping.send(true);
     if tokio::time::timeout(grace, server.settled()).await.is_err() {
         tracing::warn!("grace period over: stopping the running activations");
+        crate::logs::hurry();
         proxy.stop();
         let _ = tokio::time::timeout(LAST_WORDS, server.settled()).await;
     }

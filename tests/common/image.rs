@@ -385,6 +385,7 @@ impl Image {
             cwd: Some(workdir),
             program: Some(under(&root, "/bin/proxy")),
             clear_env: true,
+            ..Options::default()
         });
         Started { proxy, root }
     }

@@ -36,6 +36,16 @@ pub struct Proxy {
     process: Child,
 }
 
+impl Proxy {
+    /// The read end of the proxy's stdout, with [`Options::stdout_pipe`].
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.process
+            .stdout
+            .take()
+            .expect("started with Options::stdout_pipe")
+    }
+}
+
 /// Everything a test may vary about how the proxy is started.
 #[derive(Default)]
 pub struct Options<'a> {
@@ -53,6 +63,9 @@ pub struct Options<'a> {
     pub program: Option<PathBuf>,
     /// Start from an empty environment (then `env` is all the proxy gets).
     pub clear_env: bool,
+    /// The proxy's stdout is a pipe that the test reads when it chooses ([`Proxy::take_stdout`])
+    /// instead of a file: a log driver that stops reading.
+    pub stdout_pipe: bool,
 }
 
 /// What the proxy answered.
@@ -143,9 +156,7 @@ impl Proxy {
     /// folder. A port that another process took between [`free_port`] and the proxy's bind is
     /// no test failure: the proxy is started again on another.
     pub fn launch_with(options: Options) -> Proxy {
-        let mut dir = options
-            .dir
-            .unwrap_or_else(|| tempfile::tempdir().unwrap());
+        let mut dir = options.dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
         let program = options.program.clone().unwrap_or_else(binary);
         let mut attempts = 0;
         loop {
@@ -165,7 +176,13 @@ impl Proxy {
                 .arg(port.to_string())
                 .args(options.args)
                 .stdin(Stdio::null())
-                .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
+                .stdout(if options.stdout_pipe {
+                    Stdio::piped()
+                } else {
+                    std::fs::File::create(dir.path().join("stdout.log"))
+                        .unwrap()
+                        .into()
+                })
                 .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
             for (k, v) in options.env {
                 command.env(k, v);
@@ -638,4 +655,32 @@ pub fn zip_dir(root: &Path) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     walk(root, root, &mut writer);
     writer.finish().unwrap().into_inner()
+}
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`...), if the process is there.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Reads a stream until a line equal to the sentinel (inclusive), with the text before it.
+pub fn read_through_sentinel(stream: &mut impl Read) -> String {
+    let mut reader = BufReader::new(stream);
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return text;
+        }
+        text.push_str(&line);
+        if line.trim_end_matches('\n') == SENTINEL {
+            return text;
+        }
+    }
 }

@@ -66,3 +66,70 @@ pub fn reap(pid: u32) {
         libc::waitpid(pid, &mut status, libc::WNOHANG);
     }
 }
+
+/// One write of `bytes` to `fd` that never waits: a `send(2)` with `MSG_DONTWAIT` for a
+/// socket (whose description is shared and stays blocking), a `write(2)` otherwise (the
+/// caller opened `fd` non-blocking). `WouldBlock` when the reader is behind.
+pub fn write_nonblocking(fd: RawFd, bytes: &[u8], socket: bool) -> io::Result<usize> {
+    loop {
+        // SAFETY: the kernel reads at most `bytes.len()` bytes from a live slice; the flags
+        // keep a closed reader from raising SIGPIPE.
+        let n = unsafe {
+            if socket {
+                libc::send(
+                    fd,
+                    bytes.as_ptr().cast(),
+                    bytes.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            } else {
+                libc::write(fd, bytes.as_ptr().cast(), bytes.len())
+            }
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Writes all of `bytes` to `fd`, waiting as long as it takes: for a regular file, or before
+/// the non-blocking streams are set up.
+pub fn write_all(fd: RawFd, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: as in `write_nonblocking`.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
+}
+
+/// The proxy's own stdout (1) or stderr (2), which stay open for the life of the process.
+pub fn std_stream(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    assert!(fd == 1 || fd == 2, "not a standard stream: {fd}");
+    // SAFETY: fd 1 and fd 2 are open from start to exit; nothing in the proxy closes them.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// Watches `fd` for writability through tokio's reactor. Must run inside the runtime.
+pub fn watch_writable(
+    fd: std::os::fd::OwnedFd,
+) -> io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    // SAFETY: an OwnedFd is open, and refers to the same description, until it is dropped,
+    // which only the AsyncFd that now owns it can do.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::WRITABLE) }
+        .map_err(io::Error::from)
+}

@@ -1,0 +1,51 @@
+//! The readable end of one of a child's pipes: its answers (fd 3), its stdout, its stderr.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+
+use tokio::net::unix::pipe;
+
+/// Usable both ways: awaited through tokio, and read at once with a plain system call when we
+/// must know what is in it *now*, whatever tokio last saw.
+pub struct Source {
+    pipe: pipe::Receiver,
+    now: File,
+}
+
+impl Source {
+    pub fn new(fd: OwnedFd) -> io::Result<Source> {
+        let now = File::from(fd.try_clone()?);
+        // This also makes the shared file description non-blocking, for `now` too.
+        let pipe = pipe::Receiver::from_owned_fd(fd)?;
+        Ok(Source { pipe, now })
+    }
+
+    /// Waits until there is something to read (or the other end closed).
+    pub async fn readable(&self) -> io::Result<()> {
+        self.pipe.readable().await
+    }
+
+    /// Reads what tokio knows to be there; `WouldBlock` (with tokio's readiness cleared) when
+    /// nothing is.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.pipe.try_read(buf)
+    }
+
+    /// Waits for data and appends it to `buf` (within its spare capacity); `Ok(0)` at end of
+    /// file, or when `buf` has no spare capacity.
+    pub async fn read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        loop {
+            self.pipe.readable().await?;
+            match self.pipe.try_read_buf(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Reads what is there without waiting; `WouldBlock` when nothing is.
+    pub fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.now).read(buf)
+    }
+}

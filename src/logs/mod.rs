@@ -1,0 +1,140 @@
+//! The action's logs: the proxy's stdout and stderr, and the sentinel that ends each
+//! activation's part of them.
+//!
+//! - [`output`]: the two streams, written without ever blocking the event loop.
+//! - [`pump`]: a child's stdout and stderr, copied as they come and framed on request.
+//!
+//! The proxy's own log lines (`tracing`, and a few fixed lines) are for the same streams, but
+//! must never land inside an action's logs: while an activation runs they wait, and follow its
+//! sentinel (see [`Activation`]).
+
+pub mod output;
+pub mod pump;
+
+use std::io;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use pump::ChildLogs;
+
+pub const SENTINEL: &str = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
+
+/// Switches both streams to non-blocking writes. Runs once, inside the runtime.
+pub fn start() {
+    output::stdout().start();
+    output::stderr().start();
+}
+
+/// Stops waiting for a slow log reader: once the proxy is stopping, an activation's end must
+/// not wait for room in a stream nobody may read again; what does not fit is dropped, counted.
+pub fn hurry() {
+    HURRY.store(true, std::sync::atomic::Ordering::SeqCst);
+    HURRIED.notify_waiters();
+}
+
+static HURRY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static HURRIED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Resolves once [`hurry`] was called.
+async fn hurried() {
+    loop {
+        let notified = HURRIED.notified();
+        if HURRY.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Gives queued log bytes up to `limit` to leave, before the proxy exits.
+pub async fn flush(limit: Duration) {
+    output::stdout().flush(limit).await;
+    output::stderr().flush(limit).await;
+}
+
+/// Ends the logs of an activation that had no child to drain: the proxy's explanation on
+/// stderr, then the sentinel on both streams.
+pub fn frame_without_child(why: &str) {
+    output::stderr().line(why);
+    output::stdout().line(SENTINEL);
+    output::stderr().line(SENTINEL);
+}
+
+/// Marks an activation (a `/run`, or an `/init` attempt) as running, from its start until its
+/// frame is written. While any runs, the proxy's own log lines wait and follow the sentinel,
+/// so that even with `-debug` none lands inside an action's logs (SPEC section 4). Held lines
+/// are bounded; past the bound they are counted and dropped.
+pub struct Activation(());
+
+/// Proxy log bytes held while activations run.
+const HOLD_BYTES: usize = 256 * 1024;
+
+struct Held {
+    running: usize,
+    lines: Vec<u8>,
+    dropped: usize,
+}
+
+static HELD: Mutex<Held> = Mutex::new(Held {
+    running: 0,
+    lines: Vec::new(),
+    dropped: 0,
+});
+
+impl Activation {
+    pub fn begin() -> Activation {
+        if let Ok(mut held) = HELD.lock() {
+            held.running += 1;
+        }
+        Activation(())
+    }
+}
+
+impl Drop for Activation {
+    fn drop(&mut self) {
+        let Ok(mut held) = HELD.lock() else {
+            return;
+        };
+        held.running = held.running.saturating_sub(1);
+        if held.running > 0 {
+            return;
+        }
+        let lines = std::mem::take(&mut held.lines);
+        output::stderr().push(&lines);
+        if held.dropped > 0 {
+            output::stderr().line(&format!(
+                "actionloop: {} bytes of proxy log lines dropped",
+                held.dropped
+            ));
+            held.dropped = 0;
+        }
+    }
+}
+
+/// Writes one of the proxy's own log lines to stderr, or holds it while an activation runs.
+pub fn proxy_line(bytes: &[u8]) {
+    let Ok(mut held) = HELD.lock() else {
+        return;
+    };
+    if held.running == 0 {
+        output::stderr().push(bytes);
+    } else if held.lines.len() + bytes.len() <= HOLD_BYTES {
+        held.lines.extend_from_slice(bytes);
+    } else {
+        held.dropped += bytes.len();
+    }
+}
+
+/// The writer the proxy's `tracing` lines go through: [`proxy_line`] per event.
+pub struct ProxyLog;
+
+impl io::Write for ProxyLog {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        proxy_line(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,185 @@
+//! A child's stdout and stderr, copied to the proxy's as they come, and framed on request.
+//!
+//! The invoker reads a container's logs up to a line `XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX`
+//! on each stream, so every byte the action wrote during an activation must be out before that
+//! line. One task per stream copies as data arrives; framing drains what is left in the pipe
+//! and queues the sentinel after it. Both hold the same lock, so no byte is copied twice or
+//! out of order, and the proxy's [`Output`] keeps that order on the way out.
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::SENTINEL;
+use super::output::{self, Output};
+use crate::child::pipe::Source;
+
+/// The two pumps of one child.
+pub struct ChildLogs {
+    stdout: Pump,
+    stderr: Pump,
+}
+
+impl ChildLogs {
+    /// Starts copying the child's streams to the proxy's.
+    pub fn start(stdout: Source, stderr: Source) -> ChildLogs {
+        ChildLogs {
+            stdout: Pump::start(stdout, output::stdout()),
+            stderr: Pump::start(stderr, output::stderr()),
+        }
+    }
+
+    /// Everything the child has written so far, then the sentinel on both streams; `note` (why
+    /// the activation failed) goes to stderr after the child's own output. The launchers flush
+    /// before they answer, so "so far" covers the whole activation. While the proxy's stdout
+    /// is not read, this waits for room, until `until`: what the child wrote after that is
+    /// dropped and counted, so that an activation past its deadline still ends.
+    pub async fn frame(&self, note: Option<&str>, until: Option<Instant>) {
+        self.stdout.frame(None, until).await;
+        self.stderr.frame(note, until).await;
+    }
+}
+
+/// One stream: a task copies data as it arrives; `frame` drains and ends the activation.
+struct Pump {
+    source: Arc<Source>,
+    copier: Arc<Mutex<Copier>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Copier {
+    output: &'static Output,
+    /// The child's end may still write.
+    open: bool,
+    buf: Vec<u8>,
+}
+
+impl Pump {
+    fn start(source: Source, output: &'static Output) -> Pump {
+        let source = Arc::new(source);
+        let copier = Arc::new(Mutex::new(Copier {
+            output,
+            open: true,
+            buf: vec![0u8; 64 * 1024],
+        }));
+        let task = tokio::spawn(copy_as_it_comes(Arc::clone(&source), Arc::clone(&copier)));
+        Pump {
+            source,
+            copier,
+            task,
+        }
+    }
+
+    async fn frame(&self, note: Option<&str>, until: Option<Instant>) {
+        let mut copier = self.copier.lock().await;
+        let output = copier.output;
+        let mut dropped = 0;
+        while copier.open {
+            let keep = dropped == 0 && room_until(output, until).await;
+            let n = copier.read_now(&self.source, keep);
+            if n == 0 {
+                break;
+            }
+            if !keep {
+                dropped += n;
+            }
+        }
+        if dropped > 0 {
+            output.line(&format!(
+                "actionloop: {dropped} bytes of output dropped: the log reader is not keeping up"
+            ));
+        }
+        if let Some(note) = note {
+            output.line(note);
+        }
+        output.line(SENTINEL);
+    }
+}
+
+/// Waits for room in `output` until `until` (forever without one, unless the proxy is in a
+/// hurry to stop); whether there is room.
+async fn room_until(output: &Output, until: Option<Instant>) -> bool {
+    if output.is_full() {
+        let until = async {
+            match until {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = output.room() => {}
+            _ = until => {}
+            _ = super::hurried() => {}
+        }
+    }
+    !output.is_full()
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        // The child is gone or going: what it left in the pipe still belongs in the logs.
+        if let Ok(mut copier) = self.copier.try_lock() {
+            while copier.open && copier.read_now(&self.source, true) > 0 {}
+        }
+        self.task.abort();
+    }
+}
+
+impl Copier {
+    /// One read of what the pipe holds now, asking the kernel, not tokio's last word; copied
+    /// out when `keep`, else dropped. The bytes read; 0 when the pipe is empty or closed.
+    fn read_now(&mut self, source: &Source, keep: bool) -> usize {
+        loop {
+            match source.read_now(&mut self.buf) {
+                Ok(0) => {
+                    self.open = false;
+                    return 0;
+                }
+                Ok(n) => {
+                    if keep {
+                        self.output.push(&self.buf[..n]);
+                    }
+                    return n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return 0,
+                Err(_) => {
+                    self.open = false;
+                    return 0;
+                }
+            }
+        }
+    }
+}
+
+/// Copies one stream until the child's side closes, pausing while the proxy's own stream is
+/// full: the child then waits on its pipe, which is the backpressure a slow reader must cause.
+async fn copy_as_it_comes(source: Arc<Source>, copier: Arc<Mutex<Copier>>) {
+    let output = copier.lock().await.output;
+    loop {
+        output.room().await;
+        if source.readable().await.is_err() {
+            return;
+        }
+        let mut copier = copier.lock().await;
+        // Through tokio, so that its readiness is cleared once the pipe is empty.
+        while !output.is_full() {
+            let Copier { buf, .. } = &mut *copier;
+            match source.try_read(buf) {
+                Ok(0) => {
+                    copier.open = false;
+                    return;
+                }
+                Ok(n) => output.push(&copier.buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    copier.open = false;
+                    return;
+                }
+            }
+        }
+    }
+}
