@@ -125,16 +125,16 @@ fn install_dependencies(
             .as_fd()
             .try_clone_to_owned()
             .map_err(|e| e.to_string())?;
-        let status = Command::new(&program_path)
+        let mut command = Command::new(&program_path);
+        command
             .args(&args)
             .current_dir(folder)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::from(to_stderr))
-            .status()
-            .map_err(|e| {
-                format!("installing the dependencies needs {program}, which cannot run here: {e}")
-            })?;
+            .stdout(Stdio::from(to_stderr));
+        let status = crate::child::reaper::status(&mut command).map_err(|e| {
+            format!("installing the dependencies needs {program}, which cannot run here: {e}")
+        })?;
         if !status.success() {
             return Err(format!(
                 "installing the dependencies failed: {program} {} ({status})",

@@ -71,7 +71,7 @@ pub fn serve(settings: Settings) -> Result<(), String> {
     let addr = SocketAddr::from(([0, 0, 0, 0], settings.port));
     runtime.block_on(async move {
         logs::start();
-        child::reap_when_init();
+        child::reaper::start();
         let proxy = Arc::new(proxy::Proxy::new(settings)?);
         proxy.prewarm().await;
         let listener = tokio::net::TcpListener::bind(addr)

@@ -172,13 +172,13 @@ fn compile(
     if let Some(path) = &settings.path {
         command.env("PATH", path);
     }
-    let output = command
+    command
         .arg(main)
         .arg(&folders.code)
         .arg(&folders.bin)
         .envs(action_env(settings, env))
-        .stdin(Stdio::null())
-        .output()
+        .stdin(Stdio::null());
+    let output = crate::child::reaper::output(&mut command)
         .map_err(|e| ProxyError::Locate(format!("cannot run {}: {e}", compiler.display())))?;
     let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
     printed.push_str(&String::from_utf8_lossy(&output.stderr));
@@ -289,10 +289,7 @@ pub fn launcher_spec(
     cwd: &Path,
     env: Vec<(String, String)>,
 ) -> Spec {
-    let program = settings
-        .interpreter
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(settings.runtime.interpreter()));
+    let program = settings.interpreter.clone();
     let mut env = env;
     if let Some(tunables) = settings.runtime.allocator_tunables()
         && settings.tune_child_malloc

@@ -223,6 +223,6 @@ impl Proxy {
 
     /// Kills every child: the action's, even mid-activation, and the prewarmed one.
     pub fn stop(&self) {
-        crate::child::kill_all();
+        crate::child::reaper::kill_all();
     }
 }

@@ -103,8 +103,9 @@ pub struct HttpTimeouts {
 pub struct Settings {
     pub port: u16,
     pub runtime: Runtime,
-    /// `OW_INTERPRETER`: the interpreter to start instead of the runtime's default on PATH.
-    pub interpreter: Option<PathBuf>,
+    /// The interpreter to start: `OW_INTERPRETER`, else the runtime's own, found on the
+    /// proxy's `PATH` once, at start, so that an action's `PATH` cannot hide it later.
+    pub interpreter: PathBuf,
     pub debug: bool,
     pub version: bool,
     pub compile: Option<String>,
@@ -206,7 +207,10 @@ impl Settings {
         Ok(Settings {
             port: flags.port.unwrap_or(8080),
             runtime,
-            interpreter: var("OW_INTERPRETER").map(PathBuf::from),
+            interpreter: find_program(
+                &var("OW_INTERPRETER").unwrap_or_else(|| runtime.interpreter().into()),
+                env.get("PATH").map(String::as_str),
+            ),
             debug: flags.debug,
             version: flags.version,
             compile: flags.compile,
@@ -239,12 +243,48 @@ impl Settings {
     }
 }
 
+/// `name` as the shell would find it on `path`; as it is when it names a path, or when it is
+/// not found (starting it then fails with a clear error).
+fn find_program(name: &str, path: Option<&str>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    if name.contains('/') {
+        return PathBuf::from(name);
+    }
+    let executable = |p: &PathBuf| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    path.unwrap_or_default()
+        .split(':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| PathBuf::from(dir).join(name))
+        .find(executable)
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Flags, String> {
         Flags::parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn programs_are_found_on_path_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("tool");
+        std::fs::write(&program, "#!/bin/sh\n").unwrap();
+        let path = format!("/nonexistent:{}", dir.path().display());
+        // Not executable: not a program.
+        assert_eq!(find_program("tool", Some(&path)), PathBuf::from("tool"));
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(find_program("tool", Some(&path)), program);
+        assert_eq!(find_program("tool", None), PathBuf::from("tool"));
+        assert_eq!(
+            find_program("./x/tool", Some(&path)),
+            PathBuf::from("./x/tool")
+        );
     }
 
     #[test]
@@ -288,6 +328,7 @@ mod tests {
         assert_eq!(s.concurrency, 4);
         assert_eq!(s.port, 8080);
         assert_eq!(s.path.as_deref(), Some("/bin"));
+
         assert!(
             s.ow_vars
                 .contains(&("__OW_API_HOST".into(), "https://host=1".into()))

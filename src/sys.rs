@@ -133,3 +133,20 @@ pub fn watch_writable(
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::WRITABLE) }
         .map_err(io::Error::from)
 }
+
+/// Kills one process.
+pub fn kill(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill has no memory effects; a pid that is gone makes it fail harmlessly.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+/// Makes the proxy the parent of orphaned descendants (PR_SET_CHILD_SUBREAPER), as PID 1 is.
+pub fn become_subreaper() -> bool {
+    // SAFETY: prctl with this option only sets a flag of the calling process.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 }
+}

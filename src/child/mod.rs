@@ -4,11 +4,10 @@
 //! Every wait on the child also watches for its exit, so a child that dies is noticed at
 //! once, at start, during an activation or while it idles.
 
-mod orphans;
 pub mod pipe;
+mod procfs;
+pub mod reaper;
 mod settle;
-
-pub use orphans::{kill_all, reap_when_init};
 
 use std::ffi::OsString;
 use std::fmt;
@@ -139,16 +138,16 @@ impl Child {
             .stderr(Stdio::from(stderr_write))
             .process_group(0);
         sys::prepare(&mut command, answer_write.as_raw_fd());
-        let mut process = tokio::process::Command::from(command).spawn()?;
+        let mut command = tokio::process::Command::from(command);
+        let mut process = reaper::spawn(|| command.spawn(), |p| p.id().unwrap_or(0))?;
         // The child has its copies now; ours must go, or the pipes would never report its end.
         drop(answer_write);
         let pid = process.id().unwrap_or(0);
-        orphans::adopt(pid);
 
         let (tell_exit, exit) = watch::channel(None);
         tokio::spawn(async move {
             let status = process.wait().await;
-            orphans::release(pid);
+            reaper::release(pid);
             let _ = tell_exit.send(Some(Exit::from_status(status)));
         });
 
@@ -280,16 +279,16 @@ impl Child {
         self.logs.frame(Some(why), None).await;
     }
 
-    /// Kills the child and everything it started.
+    /// Kills the child and everything it started, in its process group or out of it.
     /// The group may outlive its leader, so it is killed whether or not the leader has ended.
     pub fn kill(&self) {
-        sys::kill_group(self.pid);
+        reaper::kill_tree(self.pid);
     }
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
         // The group may outlive its leader (a background process the action started).
-        sys::kill_group(self.pid);
+        reaper::kill_tree(self.pid);
     }
 }

@@ -48,7 +48,8 @@ struct Sample {
     asleep: bool,
 }
 
-/// The tree's state, or `None` when it cannot be read (the leader is gone, no /proc).
+/// The tree's state, or `None` when the leader cannot be read (it is gone, or there is no
+/// /proc). Processes and threads that end while they are read are left out.
 fn sample(pid: u32) -> Option<Sample> {
     let mut total = Sample {
         cpu_ns: 0,
@@ -61,15 +62,26 @@ fn sample(pid: u32) -> Option<Sample> {
         if seen > 4096 {
             break;
         }
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            if seen == 1 {
+                return None;
+            }
+            continue;
+        };
         for task in tasks.flatten() {
             let path = task.path();
-            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
-            // The state follows the command name, which is in parentheses and may hold spaces.
-            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            let (Some(state), Ok(schedstat)) = (
+                super::procfs::state(&path.join("stat")),
+                std::fs::read_to_string(path.join("schedstat")),
+            ) else {
+                continue;
+            };
             total.asleep &= state == 'S';
-            let schedstat = std::fs::read_to_string(path.join("schedstat")).ok()?;
-            total.cpu_ns += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+            let cpu = schedstat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok());
+            total.cpu_ns += cpu.unwrap_or(0);
             if let Ok(children) = std::fs::read_to_string(path.join("children")) {
                 pending.extend(
                     children
