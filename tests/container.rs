@@ -99,3 +99,50 @@ fn as_pid_one_it_reaps_the_orphans_of_a_dead_action() {
         "the restarted action exits again the same way"
     );
 }
+
+/// A compile script that leaves a background helper behind (it ends a moment later, an orphan
+/// for PID 1 to reap) and refuses the code with words of its own.
+const REFUSING_COMPILER: &str =
+    "#!/bin/bash\n(sleep 0.005 &)\necho \"compiler refuses $1\"\nexit 1\n";
+
+#[test]
+fn as_pid_one_every_compile_keeps_its_own_exit_status_and_words() {
+    let tools = tempfile::tempdir().unwrap();
+    let compiler = tools.path().join("compile");
+    std::fs::write(&compiler, REFUSING_COMPILER).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&compiler, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let proxy = Proxy::launch(
+        &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"],
+        &[("OW_COMPILER", compiler.to_str().unwrap())],
+        &["--runtime", "python"],
+    );
+    let mut connection = proxy.connect();
+    for i in 0..1000 {
+        let main = format!("main{i}");
+        let body = json!({"value": {"code": "source", "main": main}}).to_string();
+        let answer = connection.post("/init", body.as_bytes());
+        assert_eq!(
+            answer.status,
+            502,
+            "compile {i}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let error = answer.error();
+        assert!(
+            error.ends_with(&format!("compiler refuses {main}")),
+            "compile {i}: {error}"
+        );
+    }
+    // And the orphans were reaped, not left as zombies.
+    let pid = proxy_pid(&proxy);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while children(pid).iter().any(|(_, state, _)| *state == 'Z') && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let zombies: Vec<_> = children(pid)
+        .into_iter()
+        .filter(|(_, s, _)| *s == 'Z')
+        .collect();
+    assert!(zombies.is_empty(), "{zombies:?}");
+}
