@@ -355,3 +355,271 @@ fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile actions and hostile context: every launcher answers, and stays warm
+// ---------------------------------------------------------------------------------------------
+
+/// Per language: an action that, on request, closes fd 1 or 2, builds a 5000-deep result,
+/// throws an exception with no message, and else reports its `__OW_*` variables and a counter
+/// that only a warm child keeps.
+fn hostile(runtime: &str) -> &'static str {
+    match runtime {
+        "python" => {
+            r#"import os
+count = 0
+def main(a):
+    global count
+    count += 1
+    if a.get("close"):
+        os.close(a["close"])
+        return {"closed": a["close"]}
+    if a.get("deep"):
+        v = {}; r = v
+        for i in range(5000):
+            r["x"] = {}; r = r["x"]
+        return v
+    if a.get("empty"):
+        raise MemoryError()
+    print("printing works")
+    return {"count": count, "keys": sorted(k for k in os.environ if k.startswith("__OW_") and k != "__OW_PROXY_VERSION")}
+"#
+        }
+        "nodejs" => {
+            r#"let count = 0;
+function main(a) {
+  count += 1;
+  if (a.close) { require('fs').closeSync(a.close); return {closed: a.close}; }
+  if (a.deep) { const v = {}; let r = v; for (let i = 0; i < 5000; i++) { r.x = {}; r = r.x; } return v; }
+  if (a.empty) throw new Error('');
+  console.log('printing works');
+  return {count, keys: Object.keys(process.env).filter(k => k.startsWith('__OW_') && k !== '__OW_PROXY_VERSION').sort()};
+}
+"#
+        }
+        _ => {
+            r#"<?php
+$count = 0;
+function main(array $a): array {
+  global $count;
+  $count += 1;
+  if (isset($a['close'])) { fclose($a['close'] == 1 ? STDOUT : STDERR); return ['closed' => $a['close']]; }
+  if (isset($a['deep'])) { $v = []; $r = &$v; for ($i = 0; $i < 5000; $i++) { $r['x'] = []; $r = &$r['x']; } return $v; }
+  if (isset($a['empty'])) throw new Exception('');
+  echo "printing works\n";
+  $keys = array_values(array_filter(array_keys(getenv()), fn($k) => str_starts_with($k, '__OW_') && $k !== '__OW_PROXY_VERSION'));
+  sort($keys);
+  return ['count' => $count, 'keys' => $keys];
+}
+"#
+        }
+    }
+}
+
+/// The counter must have grown by one since the last report: the child stayed warm.
+fn report(p: &Proxy, body: &str) -> Value {
+    let answer = p.post("/run", body.as_bytes());
+    assert_eq!(
+        answer.status,
+        200,
+        "{body}: {}\nstderr: {}",
+        String::from_utf8_lossy(&answer.body),
+        p.stderr()
+    );
+    answer.json()
+}
+
+#[test]
+fn each_activation_sees_exactly_its_own_context() {
+    for runtime in ["python", "nodejs", "php"] {
+        let p = Proxy::start(runtime);
+        init_ok(&p, hostile(runtime), "main");
+        let first = report(
+            &p,
+            r#"{"value":{},"activation_id":"a1","extra":"only here"}"#,
+        );
+        assert_eq!(
+            first["keys"],
+            json!(["__OW_ACTIVATION_ID", "__OW_EXTRA"]),
+            "{runtime}"
+        );
+        let second = report(&p, r#"{"value":{},"activation_id":"a2"}"#);
+        assert_eq!(
+            second["keys"],
+            json!(["__OW_ACTIVATION_ID"]),
+            "{runtime}: a key of the last activation stayed"
+        );
+        let third = report(&p, r#"{"value":{}}"#);
+        assert_eq!(third["keys"], json!([]), "{runtime}");
+        assert_eq!(third["count"], json!(3), "{runtime}");
+    }
+}
+
+#[test]
+fn context_that_cannot_be_an_environment_variable_is_left_out_and_the_action_runs() {
+    for runtime in ["python", "nodejs", "php"] {
+        let p = Proxy::start(runtime);
+        init_ok(&p, hostile(runtime), "main");
+        for (i, body) in [
+            r#"{"value":{},"nul_value":"a\u0000b"}"#,
+            r#"{"value":{},"a=b":"equals in the name"}"#,
+            r#"{"value":{},"nul\u0000key":"x"}"#,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let got = report(&p, body);
+            assert_eq!(got["keys"], json!([]), "{runtime}: {body}");
+            assert_eq!(
+                got["count"],
+                json!(i + 1),
+                "{runtime}: the child restarted at {body}"
+            );
+        }
+        // A lone surrogate: Python and Node.js leave it out or keep it; PHP's decoder refuses
+        // the request with a clear 502. None of them dies.
+        let answer = p.post("/run", br#"{"value":{},"sur":"\ud800"}"#);
+        assert!(
+            answer.status == 200 || answer.status == 502,
+            "{runtime}: {}",
+            answer.status
+        );
+        let count = report(&p, r#"{"value":{}}"#)["count"].as_u64().unwrap();
+        assert!(count >= 4, "{runtime}: the child restarted ({count})");
+    }
+}
+
+#[test]
+fn a_deep_request_or_result_is_answered_and_the_action_stays_warm() {
+    let deep_value = format!(
+        "{{\"value\":{}{}{}}}",
+        "{\"x\":".repeat(5000),
+        "{}",
+        "}".repeat(5000)
+    );
+    for runtime in ["python", "nodejs", "php"] {
+        let p = Proxy::start(runtime);
+        init_ok(&p, hostile(runtime), "main");
+        let before = report(&p, r#"{"value":{}}"#)["count"].as_u64().unwrap();
+        // A deep argument reaches the action (which reports), a deep result comes back whole
+        // (deeper than the test's own JSON reader goes), or either is refused clearly.
+        for (body, whole) in [
+            (deep_value.as_str(), "{\"count\":"),
+            (r#"{"value":{"deep":true}}"#, "{\"x\":{\"x\":"),
+        ] {
+            let answer = p.post("/run", body.as_bytes());
+            let start = String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)]);
+            assert_eq!(
+                answer.header("content-type"),
+                Some("application/json"),
+                "{runtime}"
+            );
+            match answer.status {
+                200 => assert!(start.starts_with(whole), "{runtime}: {start}"),
+                // A clear refusal from the launcher, not a dead child.
+                502 => {
+                    let error = answer.error();
+                    assert!(!error.contains("command exited"), "{runtime}: {error}");
+                }
+                other => panic!("{runtime}: {other} {start}"),
+            }
+        }
+        let after = report(&p, r#"{"value":{}}"#)["count"].as_u64().unwrap();
+        assert!(
+            after > before,
+            "{runtime}: the child restarted ({before} then {after})"
+        );
+    }
+}
+
+#[test]
+fn an_exception_without_a_message_names_its_class() {
+    for (runtime, class) in [
+        ("python", "MemoryError"),
+        ("nodejs", "Error"),
+        ("php", "Exception"),
+    ] {
+        let p = Proxy::start(runtime);
+        init_ok(&p, hostile(runtime), "main");
+        assert_eq!(
+            run_ok(&p, json!({"empty": true})),
+            json!({"error": class}),
+            "{runtime}"
+        );
+    }
+}
+
+#[test]
+fn an_action_that_closes_its_stdout_or_stderr_does_not_take_the_launcher_with_it() {
+    for runtime in ["python", "nodejs", "php"] {
+        for fd in [1, 2] {
+            let p = Proxy::start(runtime);
+            init_ok(&p, hostile(runtime), "main");
+            let closed = p.run(json!({"close": fd}));
+            assert_eq!(
+                closed.status,
+                200,
+                "{runtime} fd {fd}: {}",
+                String::from_utf8_lossy(&closed.body)
+            );
+            // Warm, and answering. Python also gives the next activation its stream back.
+            let next = report(&p, r#"{"value":{}}"#);
+            assert_eq!(next["count"], json!(2), "{runtime} fd {fd}: {next}");
+            let (out, _) = p.framed_logs(2);
+            if runtime == "python" || fd == 2 {
+                assert!(out.contains("printing works"), "{runtime} fd {fd}: {out}");
+            }
+        }
+    }
+}
+
+#[test]
+fn work_an_action_leaves_behind_never_becomes_another_activations_answer() {
+    // Node.js: a timer that throws and a promise that rejects, both after the answer.
+    let p = Proxy::start("nodejs");
+    let code = r#"function main(a) {
+  if (a.leave) {
+    setTimeout(() => { throw new Error('late timer of ' + a.leave); }, 100);
+    setTimeout(() => { Promise.reject(new Error('late rejection of ' + a.leave)); }, 150);
+    return {left: a.leave};
+  }
+  return new Promise((resolve) => setTimeout(() => resolve({waited: true}), 400));
+}
+"#;
+    init_ok(&p, code, "main");
+    assert_eq!(
+        run_ok(&p, json!({"leave": "first"})),
+        json!({"left": "first"})
+    );
+    assert_eq!(run_ok(&p, json!({})), json!({"waited": true}));
+    let (_, err) = p.framed_logs(2);
+    assert!(err.contains("late timer of first"), "{err}");
+    assert!(err.contains("late rejection of first"), "{err}");
+    // An escaped error of the activation's own still ends it, with that error.
+    let p = Proxy::start("nodejs");
+    let own = "function main(a) { setTimeout(() => { throw new Error('mine'); }, 10); return new Promise(() => {}); }\n";
+    init_ok(&p, own, "main");
+    assert_eq!(run_ok(&p, json!({})), json!({"error": "Error: mine"}));
+
+    // Python: a thread that fails after the answer is logged, never answered.
+    let p = Proxy::start("python");
+    let code = r#"import threading, time
+def late(tag):
+    time.sleep(0.1)
+    raise RuntimeError("late thread of " + tag)
+def main(a):
+    if a.get("leave"):
+        threading.Thread(target=late, args=(a["leave"],)).start()
+        return {"left": a["leave"]}
+    time.sleep(0.4)
+    return {"waited": True}
+"#;
+    init_ok(&p, code, "main");
+    assert_eq!(
+        run_ok(&p, json!({"leave": "first"})),
+        json!({"left": "first"})
+    );
+    assert_eq!(run_ok(&p, json!({})), json!({"waited": true}));
+    let (_, err) = p.framed_logs(2);
+    assert!(err.contains("late thread of first"), "{err}");
+}

@@ -289,8 +289,13 @@ async function init({ dir, file, main, env, ack = true }) {
 // Activations
 
 // The answer of the running activation, settled at most once: by the function's outcome, or by
-// an exception that escaped to the event loop while it ran.
+// an exception that escaped to the event loop from that activation's own code. Each activation
+// runs in a context of its own (AsyncLocalStorage follows timers, promises and callbacks), so
+// a late timer or rejection of an earlier one is only logged, never taken for this answer.
 let settle = null;
+let running = 0;
+const { AsyncLocalStorage } = require('async_hooks');
+const activation = new AsyncLocalStorage();
 
 // `{}` for a bare `reject()`: `{"error": undefined}` would not even be an error.
 const errorAnswer = (err) => ({ error: isError(err) ? String(err) : err === undefined ? {} : err });
@@ -306,7 +311,7 @@ function stray(err, what) {
   } catch {
     // stderr itself is gone; there is nobody left to tell
   }
-  if (settle) settle(errorAnswer(err));
+  if (settle && activation.getStore() === running) settle(errorAnswer(err));
 }
 process.on('uncaughtException', (err) => stray(err, 'uncaught exception'));
 process.on('unhandledRejection', (reason) => stray(reason, 'unhandled promise rejection'));
@@ -323,6 +328,34 @@ function encode(result) {
   }
 }
 
+// The context variables the last activation set, with what they were before it.
+const contextBefore = new Map();
+
+// This activation's context, and nothing left over from the last one. A name or value that
+// cannot be an environment variable (a NUL, an `=` in the name) is left out, and said so.
+function setContext(request) {
+  const wanted = new Map();
+  for (const [key, value] of Object.entries(request)) {
+    if (key === 'value') continue;
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    wanted.set('__OW_' + key.toUpperCase(), String(text));
+  }
+  for (const [name, before] of contextBefore) {
+    if (wanted.has(name)) continue;
+    if (before === undefined) delete process.env[name];
+    else process.env[name] = before;
+    contextBefore.delete(name);
+  }
+  for (const [name, text] of wanted) {
+    if (name.includes('=') || name.includes('\0') || text.includes('\0')) {
+      console.error(`actionloop: ${JSON.stringify(name)} cannot be an environment variable; not set`);
+      continue;
+    }
+    if (!contextBefore.has(name)) contextBefore.set(name, process.env[name]);
+    process.env[name] = text;
+  }
+}
+
 async function activate(fn, line) {
   let request;
   try {
@@ -333,21 +366,19 @@ async function activate(fn, line) {
     return;
   }
   if (request === null || typeof request !== 'object') request = {};
-  for (const [key, value] of Object.entries(request)) {
-    if (key !== 'value') {
-      const text = typeof value === 'string' ? value : JSON.stringify(value);
-      process.env['__OW_' + key.toUpperCase()] = text;
-    }
-  }
+  setContext(request);
   const args = request.value === undefined || request.value === null ? {} : request.value;
+  running += 1;
   const result = await new Promise((resolve) => {
     settle = resolve;
-    Promise.resolve()
-      .then(() => fn(args))
-      .then(
-        (value) => resolve(value === undefined || value === null ? {} : value),
-        (err) => resolve(failure(err)),
-      );
+    activation.run(running, () => {
+      Promise.resolve()
+        .then(() => fn(args))
+        .then(
+          (value) => resolve(value === undefined || value === null ? {} : value),
+          (err) => resolve(failure(err)),
+        );
+    });
   });
   settle = null;
   const answer = encode(result); // before flushing: a failing toJSON() may still log

@@ -13,6 +13,8 @@ namespace ActionLoop;
 final class Launcher
 {
     const JSON = JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_PRESERVE_ZERO_FRACTION;
+    /** Nesting that requests and results may have: far past PHP's default of 512. */
+    const DEPTH = 100000;
     const MISSING_ENTRY = 'zipped actions must contain index.php at the root.';
 
     /** @var resource */
@@ -43,6 +45,9 @@ final class Launcher
         ini_set('log_errors', '1');
         ini_set('error_log', '');
         ini_set('memory_limit', '-1');
+        // An action that closes STDOUT must not end the process at its next echo, as PHP's
+        // command line does for a "client" that went away.
+        ignore_user_abort(true);
 
         self::$stderr = fopen('php://stderr', 'w');
         self::$answers = fopen('php://fd/3', 'w');
@@ -125,27 +130,16 @@ final class Launcher
     private static function activate(string $line): string
     {
         try {
-            $request = json_decode($line, true, 512, JSON_THROW_ON_ERROR);
+            $request = json_decode($line, true, self::DEPTH, JSON_THROW_ON_ERROR);
         } catch (\JsonException $e) {
-            fwrite(self::$stderr, "actionloop: the request is not JSON: {$e->getMessage()}\n");
-            $why = "The request is not JSON: {$e->getMessage()}";
+            $why = "PHP's JSON decoder could not read the request: {$e->getMessage()}";
+            fwrite(self::$stderr, "actionloop: $why\n");
             return self::encode(['__actionloop_error' => $why]);
         }
         if (!is_array($request)) {
             $request = [];
         }
-        $objects = null;
-        foreach ($request as $key => $value) {
-            if ($key === 'value') {
-                continue;
-            }
-            if (!is_string($value)) {
-                // Decoded as arrays, {} and [] look alike: re-read this key with objects.
-                $objects = $objects ?? json_decode($line);
-                $value = json_encode($objects->{$key}, self::JSON);
-            }
-            self::setenv('__OW_' . strtoupper((string) $key), $value);
-        }
+        self::setContext($request, $line);
         $args = $request['value'] ?? [];
 
         try {
@@ -176,12 +170,55 @@ final class Launcher
             $result = (object) $result;
         }
         try {
-            return json_encode($result, self::JSON | JSON_THROW_ON_ERROR);
+            return json_encode($result, self::JSON | JSON_THROW_ON_ERROR, self::DEPTH);
         } catch (\Throwable $e) {
             $why = "The action's result could not be serialized to JSON: " . $e->getMessage();
             fwrite(self::$stderr, "actionloop: $why\n");
             $flags = self::JSON | JSON_INVALID_UTF8_SUBSTITUTE;
             return json_encode(['__actionloop_error' => $why], $flags);
+        }
+    }
+
+    /** @var array<string, string|false> the last activation's context, with what each was before */
+    private static $contextBefore = [];
+
+    /** This activation's context, and nothing left over from the last one. */
+    private static function setContext(array $request, string $line): void
+    {
+        $wanted = [];
+        $objects = null;
+        foreach ($request as $key => $value) {
+            if ($key === 'value') {
+                continue;
+            }
+            if (!is_string($value)) {
+                // Decoded as arrays, {} and [] look alike: re-read this key with objects.
+                $objects = $objects ?? json_decode($line, false, self::DEPTH);
+                $value = json_encode($objects->{$key}, self::JSON, self::DEPTH);
+            }
+            $wanted['__OW_' . strtoupper((string) $key)] = (string) $value;
+        }
+        foreach (self::$contextBefore as $name => $before) {
+            if (array_key_exists($name, $wanted)) {
+                continue;
+            }
+            if ($before === false) {
+                unset($_ENV[$name]);
+                putenv($name);
+            } else {
+                self::setenv($name, $before);
+            }
+            unset(self::$contextBefore[$name]);
+        }
+        foreach ($wanted as $name => $text) {
+            if (strpbrk($name, "=\0") !== false || strpos($text, "\0") !== false) {
+                fwrite(self::$stderr, "actionloop: " . json_encode($name) . " cannot be an environment variable; not set\n");
+                continue;
+            }
+            if (!array_key_exists($name, self::$contextBefore)) {
+                self::$contextBefore[$name] = getenv($name);
+            }
+            self::setenv($name, $text);
         }
     }
 

@@ -21,6 +21,35 @@ answers = os.fdopen(os.dup(3), "wb")
 os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
 os.close(3)
 
+# Copies of the log streams: the launcher's own words still reach the logs after an action
+# closed its stdout or stderr, and the streams are put back for the next activation.
+saved_streams = {1: os.dup(1), 2: os.dup(2)}
+report = os.fdopen(os.dup(2), "w", buffering=1, errors="backslashreplace")
+
+
+def tell(text):
+    """A line of the launcher's own on stderr, whatever the action did to its streams."""
+    try:
+        report.write(text.rstrip("\n") + "\n")
+        report.flush()
+    except Exception:
+        pass
+
+
+def restore_streams():
+    """An action may close fd 1 or 2 (or sys.stdout): the next activation gets them back."""
+    for fd, saved in saved_streams.items():
+        try:
+            same = os.path.sameopenfile(fd, saved)
+        except OSError:
+            same = False
+        if not same:
+            os.dup2(saved, fd)
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        if stream is None or stream.closed:
+            setattr(sys, name, open(fd, "w", buffering=1, closefd=False))
+
 loop = asyncio.new_event_loop()
 
 
@@ -47,7 +76,27 @@ def flush_logs():
 
 def summary(exc):
     """The last line of the exception as Python prints it, e.g. `NameError: name 'x' ...`."""
-    return traceback.format_exception_only(type(exc), exc)[-1].strip()
+    try:
+        return traceback.format_exception_only(type(exc), exc)[-1].strip()
+    except Exception:
+        return type(exc).__name__
+
+
+def message(exc):
+    """What `{"error": ...}` says of an exception: its text, or its class when it has none."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return text or type(exc).__name__
+
+
+def print_traceback():
+    """The current exception's traceback on stderr, even when the action closed it."""
+    try:
+        traceback.print_exc()
+    except Exception:
+        tell(traceback.format_exc())
 
 
 def activate_virtualenv(folder):
@@ -99,7 +148,7 @@ def init(folder, file, main, env, ack):
         print(str(err), file=sys.stderr)
         failure = {"ok": False, "kind": err.kind, "error": str(err)}
     except BaseException as err:
-        traceback.print_exc()
+        print_traceback()
         failure = {"ok": False, "kind": "start", "error": summary(err)}
     else:
         flush_logs()
@@ -112,12 +161,38 @@ def init(folder, file, main, env, ack):
     sys.exit(1)
 
 
+# The context variables the last activation set, with what they were before it (None: unset).
+context_before = {}
+
+
+def set_context(request):
+    """This activation's context, and nothing left over from the last one."""
+    wanted = {}
+    for key, value in request.items():
+        if key == "value":
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        wanted["__OW_" + str(key).upper()] = text
+    for name, before in list(context_before.items()):
+        if name not in wanted:
+            if before is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = before
+            del context_before[name]
+    for name, text in wanted.items():
+        if name not in context_before:
+            context_before[name] = os.environ.get(name)
+        try:
+            os.environ[name] = text
+        except (ValueError, UnicodeError) as err:
+            # A NUL, an `=` in the name, a lone surrogate: not an environment variable.
+            tell("actionloop: %s cannot be an environment variable (%s); not set" % (ascii(name), err))
+
+
 def run(function, request):
     """One activation: context into the environment, call, shape the answer."""
-    for key, value in request.items():
-        if key != "value":
-            text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-            os.environ["__OW_" + key.upper()] = text
+    set_context(request)
     args = request.get("value")
     if args is None:
         args = {}
@@ -126,17 +201,31 @@ def run(function, request):
         if inspect.isawaitable(result):
             result = loop.run_until_complete(result)
     except Exception as err:
-        traceback.print_exc()
-        result = {"error": str(err)}
+        print_traceback()
+        result = {"error": message(err)}
     if result is None:
         result = {}
     flush_logs()
     try:
         send(result)
-    except (TypeError, ValueError) as err:
-        print("actionloop: the result is not JSON: %s" % err, file=sys.stderr)
+    except Exception as err:
+        why = "The action's result could not be serialized to JSON: %s" % summary(err)
+        tell("actionloop: " + why)
         flush_logs()
-        send({"__actionloop_error": "The action's result could not be serialized to JSON: %s" % err})
+        send({"__actionloop_error": why})
+    restore_streams()
+
+
+def decode(line):
+    """The request, or None (and an answer saying why) when Python cannot read it."""
+    try:
+        request = json.loads(line)
+    except Exception as err:
+        why = "The request could not be decoded: %s" % summary(err)
+        tell("actionloop: " + why)
+        send({"__actionloop_error": why})
+        return None
+    return request if isinstance(request, dict) else {}
 
 
 def main():
@@ -154,7 +243,9 @@ def main():
         line = requests.readline()
         if not line:
             return
-        run(function, json.loads(line))
+        request = decode(line)
+        if request is not None:
+            run(function, request)
 
 
 if __name__ == "__main__":
