@@ -30,6 +30,8 @@ pub enum ProxyError {
     MissingCode,
     /// The code package could not be decoded or unpacked.
     Package(PackageError),
+    /// The action's files could not be written (a full disk, most likely).
+    Storage(String, std::io::ErrorKind),
     /// The entry point cannot be found or built.
     Locate(String),
     /// The action failed while loading.
@@ -67,6 +69,10 @@ impl ProxyError {
             | ProxyError::Fixed(_)
             | ProxyError::NotADictionary
             | ProxyError::BadAnswer(_) => 502,
+            ProxyError::Storage(_, kind) => match kind {
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => 507,
+                _ => 500,
+            },
             ProxyError::NoAction | ProxyError::Internal(_) => 500,
             ProxyError::NotFound => 404,
         }
@@ -89,6 +95,7 @@ impl ProxyError {
             }
             ProxyError::MissingCode => MISSING_CODE.into(),
             ProxyError::Package(e) => format!("Invalid action package: {e}."),
+            ProxyError::Storage(why, _) => format!("Cannot store the action: {why}."),
             ProxyError::Locate(detail) => with_detail(CANNOT_LOCATE, detail),
             ProxyError::Start(detail) => with_detail(CANNOT_START, detail),
             // As the Go proxy words a start failure without OW_LOG_INIT_ERROR, and as SPEC
@@ -113,7 +120,9 @@ impl ProxyError {
     fn init_stage(&self) -> Option<&'static str> {
         match self {
             ProxyError::Package(PackageError::Base64(_)) => None,
-            ProxyError::Package(_) | ProxyError::Locate(_) => Some(CANNOT_LOCATE),
+            ProxyError::Package(_) | ProxyError::Storage(..) | ProxyError::Locate(_) => {
+                Some(CANNOT_LOCATE)
+            }
             ProxyError::Start(_) | ProxyError::InitFailed(..) => Some(CANNOT_START),
             _ => None,
         }
@@ -208,8 +217,21 @@ impl std::fmt::Display for HttpError {
 }
 
 impl From<PackageError> for ProxyError {
+    /// A disk that refuses to store an entry is no fault of the package.
     fn from(e: PackageError) -> Self {
-        ProxyError::Package(e)
+        match e {
+            PackageError::Io { entry, error } => {
+                ProxyError::Storage(format!("writing '{entry}' failed: {error}"), error.kind())
+            }
+            other => ProxyError::Package(other),
+        }
+    }
+}
+
+impl ProxyError {
+    /// A file or folder of the action that could not be made.
+    pub fn storage(what: &std::path::Path, error: std::io::Error) -> ProxyError {
+        ProxyError::Storage(format!("{}: {error}", what.display()), error.kind())
     }
 }
 

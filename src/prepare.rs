@@ -110,7 +110,7 @@ pub fn plan(
     };
     if let Some(path) = prebuilt {
         if path != exec {
-            fs::rename(&path, &exec).map_err(|e| ProxyError::Internal(e.to_string()))?;
+            fs::rename(&path, &exec).map_err(|e| ProxyError::storage(&exec, e))?;
         }
         make_executable(&exec)?;
         if matches!(layout, Layout::Archive) {
@@ -164,7 +164,7 @@ fn compile(
     folders: &Folders,
     env: &[(String, String)],
 ) -> Result<PathBuf, ProxyError> {
-    fs::create_dir_all(&folders.bin).map_err(|e| ProxyError::Internal(e.to_string()))?;
+    fs::create_dir_all(&folders.bin).map_err(|e| ProxyError::storage(&folders.bin, e))?;
     // Exactly what the Go proxy gives its compiler: PATH and the action's variables. The
     // official compile scripts write `bin/exec.env` from `__OW_EXECUTION_ENV`.
     let mut command = Command::new(compiler);

@@ -95,7 +95,7 @@ impl Proxy {
         }
         let result = {
             let _attempt = logs::Activation::begin();
-            self.try_init(&body).await
+            self.try_init(body).await
         };
         match &result {
             Ok(()) => {
@@ -116,10 +116,10 @@ impl Proxy {
         ProxyError::AlreadyInitialized
     }
 
-    async fn try_init(&self, body: &[u8]) -> Result<(), ProxyError> {
-        let init = request::parse_init(body)?;
-        let code = init.code.as_deref().ok_or(ProxyError::MissingCode)?;
-        let bytes = package::decode(code, init.binary)?;
+    async fn try_init(&self, body: BytesMut) -> Result<(), ProxyError> {
+        let mut init = request::parse_init(&body)?;
+        let code = init.code.take().ok_or(ProxyError::MissingCode)?;
+        let bytes = package::decode(body, code, init.binary)?;
         let folder = self.new_folder()?;
         let started = self.start_in(&folder, &init, bytes).await;
         if started.is_err() {
@@ -138,7 +138,7 @@ impl Proxy {
         &self,
         folder: &Path,
         init: &request::Init,
-        bytes: Vec<u8>,
+        bytes: BytesMut,
     ) -> Result<(), ProxyError> {
         let folders = Folders::in_attempt(folder, &self.settings);
         let plan = {
@@ -148,7 +148,7 @@ impl Proxy {
             tokio::task::spawn_blocking(move || -> Result<Plan, ProxyError> {
                 folders
                     .create()
-                    .map_err(|e| ProxyError::Internal(e.to_string()))?;
+                    .map_err(|e| ProxyError::storage(&folders.code, e))?;
                 let name = prepare::source_name(&settings);
                 let layout = package::unpack(&bytes, &folders.code, name, &settings.limits)?;
                 prepare::plan(&settings, &folders, &layout, &main, &env)
@@ -199,12 +199,7 @@ impl Proxy {
             match std::fs::create_dir_all(&root).and_then(|_| std::fs::create_dir(&folder)) {
                 Ok(()) => return Ok(folder),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(ProxyError::Internal(format!(
-                        "cannot create {}: {e}",
-                        folder.display()
-                    )));
-                }
+                Err(e) => return Err(ProxyError::storage(&folder, e)),
             }
         }
     }

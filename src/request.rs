@@ -11,29 +11,48 @@ use crate::error::ProxyError;
 /// The `value` of an `/init` body, every field optional.
 #[derive(Debug, Default, PartialEq)]
 pub struct Init {
-    pub code: Option<String>,
+    pub code: Option<Code>,
     pub binary: bool,
     pub main: String,
     /// Environment for the action, already turned into strings.
     pub env: Vec<(String, String)>,
 }
 
+/// Where the code is. A large package is the body's bulk, so it is not copied out of it: the
+/// code string without JSON escapes is a range of the body (base64 never needs any), and only
+/// one with escapes is unescaped into a string of its own.
+#[derive(Debug, PartialEq)]
+pub enum Code {
+    InBody(std::ops::Range<usize>),
+    Owned(String),
+}
+
 #[derive(Deserialize)]
-struct InitBody {
-    #[serde(default)]
-    value: Option<Value>,
+struct InitBody<'a> {
+    #[serde(default, borrow)]
+    value: Option<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize, Default)]
-struct InitValue {
-    #[serde(default)]
-    code: Option<String>,
+struct InitValue<'a> {
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    code: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     binary: Option<bool>,
     #[serde(default)]
     main: Option<String>,
     #[serde(default)]
     env: Option<Map<String, Value>>,
+}
+
+/// A string borrowed from the body when it has no escapes. serde borrows a `Cow<str>` field
+/// only when it is not inside an `Option`, hence the newtype.
+fn borrowed<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::borrow::Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+    Ok(Option::<Text>::deserialize(d)?.map(|t| t.0))
 }
 
 fn bad(what: impl std::fmt::Display) -> ProxyError {
@@ -66,17 +85,24 @@ fn object_text<'a>(body: &'a [u8], which: &str) -> Result<&'a str, ProxyError> {
 /// lack of code, as the protocol wants); a `value` of another type is refused.
 pub fn parse_init(body: &[u8]) -> Result<Init, ProxyError> {
     let text = object_text(body, "/init")?;
-    let body: InitBody = serde_json::from_str(text).map_err(|e| bad(format!("{e}")))?;
-    let value: InitValue = match body.value {
-        None | Some(Value::Null) => InitValue::default(),
-        Some(value @ Value::Object(_)) => {
-            serde_json::from_value(value).map_err(|e| bad(format!("in value: {e}")))?
+    let parsed: InitBody = serde_json::from_str(text).map_err(|e| bad(format!("{e}")))?;
+    let value: InitValue = match parsed.value.map(|raw| raw.get()) {
+        None | Some("null") => InitValue::default(),
+        Some(raw) if raw.starts_with('{') => {
+            serde_json::from_str(raw).map_err(|e| bad(format!("in value: {e}")))?
         }
         Some(_) => return Err(bad("\"value\" must be a JSON object")),
     };
     let env = env_strings(value.env.unwrap_or_default())?;
+    let code = value.code.filter(|c| !c.is_empty()).map(|code| match code {
+        std::borrow::Cow::Borrowed(within) => {
+            let start = within.as_ptr() as usize - body.as_ptr() as usize;
+            Code::InBody(start..start + within.len())
+        }
+        std::borrow::Cow::Owned(own) => Code::Owned(own),
+    });
     Ok(Init {
-        code: value.code.filter(|c| !c.is_empty()),
+        code,
         binary: value.binary.unwrap_or(false),
         main: value
             .main
@@ -168,10 +194,14 @@ mod tests {
 
     #[test]
     fn init_fields_default_and_env_becomes_strings() {
-        let init =
-            parse_init(br#"{"value":{"code":"x","env":{"A":"","B":1,"C":{"d":[1]},"D":null}}}"#)
-                .unwrap();
-        assert_eq!(init.code.as_deref(), Some("x"));
+        let body = br#"{"value":{"code":"x","env":{"A":"","B":1,"C":{"d":[1]},"D":null}}}"#;
+        let init = parse_init(body).unwrap();
+        let Some(Code::InBody(range)) = init.code else {
+            panic!("{:?}", init.code)
+        };
+        assert_eq!(&body[range], b"x");
+        let escaped = parse_init(br#"{"value":{"code":"a\nb"}}"#).unwrap();
+        assert_eq!(escaped.code, Some(Code::Owned("a\nb".into())));
         assert_eq!(init.main, "main");
         assert!(!init.binary);
         let env: Vec<_> = init

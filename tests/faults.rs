@@ -623,3 +623,88 @@ def main(a):
     let (_, err) = p.framed_logs(2);
     assert!(err.contains("late thread of first"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A full disk
+// ---------------------------------------------------------------------------------------------
+
+/// A proxy whose working directory is a 4 MiB filesystem of its own (tmpfs, in a mount
+/// namespace: the test runs as root, as CI does).
+fn on_a_small_disk(env: &[(&str, &str)]) -> Proxy {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let script = "mount -t tmpfs -o size=4m tmpfs \"$0\" && cd \"$0\" && exec \"$@\"";
+    let wrapper = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        &root,
+    ];
+    Proxy::launch_with(Options {
+        wrapper: &wrapper,
+        env,
+        args: &["--runtime", "python"],
+        dir: Some(dir),
+        ..Options::default()
+    })
+}
+
+/// Bytes no compressor can shrink.
+fn noise(n: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_package_larger_than_the_disk_fails_as_such_and_leaves_room_for_the_next() {
+    for compat in [false, true] {
+        let env: &[(&str, &str)] = if compat {
+            &[("OW_LOG_INIT_ERROR", "1")]
+        } else {
+            &[]
+        };
+        let p = on_a_small_disk(env);
+        let big = noise(3 * 1024 * 1024);
+        let archive = zip(&[
+            ("__main__.py", b"def main(a):\n    return {}\n"),
+            ("data.bin", &big),
+            ("more.bin", &big),
+        ]);
+        let init = p.init_binary(&archive, "main");
+        assert_json_answer("disk full", &init);
+        if compat {
+            assert_eq!(
+                (init.status, init.error()),
+                (502, CANNOT_LOCATE.to_string())
+            );
+        } else {
+            assert_eq!(init.status, 507, "{}", String::from_utf8_lossy(&init.body));
+            let error = init.error();
+            assert!(error.contains("No space left on device"), "{error}");
+            assert!(!error.contains("Invalid action package"), "{error}");
+        }
+        let (_, err) = p.framed_logs(1);
+        assert!(
+            before_first_sentinel(&err).contains("No space left on device"),
+            "{err}"
+        );
+        // The failed attempt's files are gone: a small action fits again, twice over.
+        let small = zip(&[
+            ("__main__.py", b"def main(a):\n    return {'small': True}\n"),
+            ("data.bin", &big),
+        ]);
+        init_binary_ok(&p, &small, "main");
+        assert_eq!(run_ok(&p, json!({})), json!({"small": true}));
+    }
+}

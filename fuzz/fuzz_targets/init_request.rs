@@ -7,6 +7,7 @@
 
 mod known;
 
+use actionloop::request::Code;
 use known::Json;
 use libfuzzer_sys::fuzz_target;
 
@@ -22,10 +23,11 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         assert!(!init.main.is_empty(), "main defaults to 'main'");
-        assert!(
-            init.code.as_deref() != Some(""),
-            "empty code counts as none"
-        );
+        match &init.code {
+            Some(Code::InBody(range)) => assert!(!range.is_empty(), "empty code counts as none"),
+            Some(Code::Owned(text)) => assert!(!text.is_empty(), "empty code counts as none"),
+            None => {}
+        }
         for (key, value) in &init.env {
             assert!(
                 !key.is_empty() && !key.contains(['=', '\0']),
@@ -33,8 +35,8 @@ fuzz_target!(|data: &[u8]| {
             );
             assert!(!value.contains('\0'), "env value of {key:?} holds NUL");
         }
-        if let Some(code) = &init.code {
-            let _ = actionloop::package::decode(code, init.binary);
+        if let Some(code) = init.code {
+            let _ = actionloop::package::decode(data.into(), code, init.binary);
         }
     }
 

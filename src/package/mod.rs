@@ -78,23 +78,83 @@ impl fmt::Display for PackageError {
 
 impl std::error::Error for PackageError {}
 
-/// Turns the `code` field into bytes: base64-decoded when `binary` is set.
+/// Turns the `code` field into bytes: base64-decoded when `binary` is set. Code that lies in
+/// the request body is decoded where it lies (base64 is longer than what it encodes, so the
+/// output never overtakes the input): a 48 MiB package costs the body's memory and no more.
 ///
-/// Line breaks and spaces are dropped first (MIME-style base64 from some clients carries
-/// them), and padding is optional.
-pub fn decode(code: &str, binary: bool) -> Result<Vec<u8>, PackageError> {
-    if !binary {
-        return Ok(code.as_bytes().to_vec());
+/// Line breaks and spaces are dropped (MIME-style base64 from some clients carries them), and
+/// padding is optional.
+pub fn decode(
+    mut body: bytes::BytesMut,
+    code: crate::request::Code,
+    binary: bool,
+) -> Result<bytes::BytesMut, PackageError> {
+    use bytes::Buf;
+    match code {
+        crate::request::Code::InBody(range) => {
+            body.truncate(range.end);
+            body.advance(range.start);
+            if binary {
+                let n = base64_in_place(&mut body)?;
+                body.truncate(n);
+            }
+            Ok(body)
+        }
+        crate::request::Code::Owned(text) if binary => {
+            let mut bytes = bytes::BytesMut::from(text.as_bytes());
+            drop(text);
+            let n = base64_in_place(&mut bytes)?;
+            bytes.truncate(n);
+            Ok(bytes)
+        }
+        crate::request::Code::Owned(text) => Ok(bytes::BytesMut::from(text.as_bytes())),
     }
-    let compact: Vec<u8> = code.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+}
+
+/// Decodes the base64 text in `buf` into its own start; the decoded length.
+fn base64_in_place(buf: &mut [u8]) -> Result<usize, PackageError> {
     let engine = base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         base64::engine::GeneralPurposeConfig::new()
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
-    engine
-        .decode(&compact)
-        .map_err(|e| PackageError::Base64(e.to_string()))
+    // Whole quanta of text, whitespace left out, go through a small buffer to their place.
+    const CHUNK: usize = 16 * 1024;
+    let (mut text, mut decoded) = ([0u8; CHUNK], [0u8; CHUNK / 4 * 3]);
+    let (mut read, mut written) = (0, 0);
+    loop {
+        let mut n = 0;
+        while n < CHUNK && read < buf.len() {
+            let b = buf[read];
+            read += 1;
+            if !b.is_ascii_whitespace() {
+                text[n] = b;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return Ok(written);
+        }
+        let out = engine
+            .decode_slice(&text[..n], &mut decoded)
+            .map_err(|e| PackageError::Base64(offset_error(e, written / 3 * 4)))?;
+        // `written + out` stays behind `read`: every 4 bytes read give at most 3.
+        buf[written..written + out].copy_from_slice(&decoded[..out]);
+        written += out;
+        if n < CHUNK {
+            return Ok(written);
+        }
+    }
+}
+
+/// A decoding error, with its offset counted from the start of the whole text.
+fn offset_error(e: base64::DecodeSliceError, before: usize) -> String {
+    match e {
+        base64::DecodeSliceError::DecodeError(base64::DecodeError::InvalidByte(at, byte)) => {
+            format!("invalid byte {byte:#04x} at offset {}", before + at)
+        }
+        other => other.to_string(),
+    }
 }
 
 /// What was laid out in the folder.
@@ -149,14 +209,42 @@ mod tests {
         assert_eq!(Kind::detect(b""), Kind::Source);
     }
 
+    fn decoded(text: &str, binary: bool) -> Result<Vec<u8>, PackageError> {
+        let body = bytes::BytesMut::from(format!("[{text}]").as_bytes());
+        let code = crate::request::Code::InBody(1..1 + text.len());
+        decode(body, code, binary).map(|b| b.to_vec())
+    }
+
     #[test]
     fn base64_tolerates_line_breaks_and_missing_padding() {
-        assert_eq!(decode("aGVs\nbG8=", true).unwrap(), b"hello");
-        assert_eq!(decode("aGVsbG8", true).unwrap(), b"hello");
+        assert_eq!(decoded("aGVs\nbG8=", true).unwrap(), b"hello");
+        assert_eq!(decoded("aGVsbG8", true).unwrap(), b"hello");
         assert!(matches!(
-            decode("not base64!", true),
+            decoded("not base64!", true),
             Err(PackageError::Base64(_))
         ));
-        assert_eq!(decode("plain", false).unwrap(), b"plain");
+        assert_eq!(decoded("plain", false).unwrap(), b"plain");
+        let owned = crate::request::Code::Owned("aGVs bG8=".into());
+        let body = bytes::BytesMut::new();
+        assert_eq!(&decode(body, owned, true).unwrap()[..], b"hello");
+    }
+
+    #[test]
+    fn base64_in_place_matches_the_crate_across_chunks() {
+        use base64::Engine;
+        for size in [0, 1, 2, 3, 12287, 12288, 12289, 100_000] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 13) as u8).collect();
+            let mut text = base64::engine::general_purpose::STANDARD.encode(&data);
+            // Line breaks every 76 characters, as MIME writes them.
+            let mut wrapped = String::new();
+            while text.len() > 76 {
+                let rest = text.split_off(76);
+                wrapped.push_str(&text);
+                wrapped.push_str("\r\n");
+                text = rest;
+            }
+            wrapped.push_str(&text);
+            assert_eq!(decoded(&wrapped, true).unwrap(), data, "size {size}");
+        }
     }
 }
