@@ -164,8 +164,8 @@ impl Settings {
         workdir: PathBuf,
     ) -> Result<Settings, String> {
         let env: BTreeMap<String, String> = env.into_iter().collect();
-        let var = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
-        let set = |name: &str| var(name).is_some();
+        let vars = Vars(&env);
+        let var = |name: &str| vars.get(name);
         let runtime_name = flags
             .runtime
             .clone()
@@ -173,32 +173,36 @@ impl Settings {
             .unwrap_or_else(|| "python".into());
         let runtime = Runtime::parse(&runtime_name)
             .ok_or_else(|| format!("unknown runtime '{runtime_name}' (python, nodejs or php)"))?;
-        let number = |name: &str, default: u64| -> Result<u64, String> {
-            match var(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("{name} must be a whole number, not '{v}'")),
-            }
-        };
         let defaults = Limits::default();
         let limits = Limits {
-            request_bytes: number("OW_MAX_REQUEST_BYTES", defaults.request_bytes)?,
-            unpacked_bytes: number("OW_MAX_UNPACKED_BYTES", defaults.unpacked_bytes)?,
-            archive_entries: number("OW_MAX_ARCHIVE_ENTRIES", defaults.archive_entries)?,
-            compression_ratio: number("OW_MAX_COMPRESSION_RATIO", defaults.compression_ratio)?,
-            result_bytes: number("OW_MAX_RESULT_BYTES", defaults.result_bytes)?,
+            request_bytes: vars.number("OW_MAX_REQUEST_BYTES", defaults.request_bytes, 256)?,
+            unpacked_bytes: vars.number("OW_MAX_UNPACKED_BYTES", defaults.unpacked_bytes, 4096)?,
+            archive_entries: vars.number("OW_MAX_ARCHIVE_ENTRIES", defaults.archive_entries, 1)?,
+            compression_ratio: vars.number(
+                "OW_MAX_COMPRESSION_RATIO",
+                defaults.compression_ratio,
+                1,
+            )?,
+            // Room for an ack with a line of cause.
+            result_bytes: vars.number("OW_MAX_RESULT_BYTES", defaults.result_bytes, 256)?,
         };
-        let concurrency = match var("OW_CONCURRENCY") {
-            Some(_) => number("OW_CONCURRENCY", 1)?,
-            None if set("__OW_ALLOW_CONCURRENT") => {
-                let v = var("__OW_ALLOW_CONCURRENT").unwrap_or_default();
-                v.trim().parse().unwrap_or(if v == "false" { 1 } else { 4 })
+        let concurrency = match var("__OW_ALLOW_CONCURRENT") {
+            _ if var("OW_CONCURRENCY").is_some() => vars.number("OW_CONCURRENCY", 1, 1)?,
+            Some(v) if v.trim().parse::<u64>().is_ok() => {
+                vars.number("__OW_ALLOW_CONCURRENT", 1, 1)?
             }
-            None => 1,
+            Some(_) if vars.flag("__OW_ALLOW_CONCURRENT", false)? => 4,
+            _ => 1,
+        };
+        if concurrency > 256 {
+            return Err(format!("OW_CONCURRENCY is at most 256, not {concurrency}"));
         }
-        .clamp(1, 256) as usize;
+        let concurrency = concurrency as usize;
+        // On, its value itself reaches the action, as the Go proxy passes it.
+        let wait_for_ack = match vars.flag("OW_WAIT_FOR_ACK", false)? {
+            true => var("OW_WAIT_FOR_ACK"),
+            false => None,
+        };
         let ow_vars = env
             .iter()
             .filter(|(k, _)| k.starts_with("__OW_"))
@@ -215,22 +219,29 @@ impl Settings {
             version: flags.version,
             compile: flags.compile,
             compile_env: flags.env,
-            wait_for_ack: var("OW_WAIT_FOR_ACK"),
+            wait_for_ack,
             execution_env: var("OW_EXECUTION_ENV"),
-            log_init_error: set("OW_LOG_INIT_ERROR"),
+            log_init_error: vars.flag("OW_LOG_INIT_ERROR", false)?,
             compiler: var("OW_COMPILER").map(PathBuf::from),
             path: env.get("PATH").cloned(),
             ow_vars,
             concurrency,
-            enforce_deadline: set("OW_ENFORCE_DEADLINE")
-                && var("OW_ENFORCE_DEADLINE").as_deref() != Some("0"),
-            shutdown_grace: Duration::from_secs(number("OW_SHUTDOWN_GRACE_SECONDS", 10)?),
-            prewarm: var("OW_PREWARM").as_deref() != Some("0"),
+            enforce_deadline: vars.flag("OW_ENFORCE_DEADLINE", false)?,
+            shutdown_grace: Duration::from_secs(vars.number("OW_SHUTDOWN_GRACE_SECONDS", 10, 0)?),
+            prewarm: vars.flag("OW_PREWARM", true)?,
             tune_child_malloc: !env.contains_key("GLIBC_TUNABLES"),
             limits,
             http: HttpTimeouts {
-                head_timeout: Duration::from_secs(number("OW_HTTP_HEAD_TIMEOUT_SECONDS", 30)?),
-                idle_timeout: Duration::from_secs(number("OW_HTTP_IDLE_TIMEOUT_SECONDS", 300)?),
+                head_timeout: Duration::from_secs(vars.number(
+                    "OW_HTTP_HEAD_TIMEOUT_SECONDS",
+                    30,
+                    1,
+                )?),
+                idle_timeout: Duration::from_secs(vars.number(
+                    "OW_HTTP_IDLE_TIMEOUT_SECONDS",
+                    300,
+                    1,
+                )?),
             },
             log_level: var("RUST_LOG"),
             workdir,
@@ -240,6 +251,44 @@ impl Settings {
     /// The folder holding the `action/<n>` folders and the launchers.
     pub fn action_root(&self) -> PathBuf {
         self.workdir.join("action")
+    }
+}
+
+/// The environment, read with the project's rules: an empty variable is an unset one.
+struct Vars<'a>(&'a BTreeMap<String, String>);
+
+impl Vars<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+
+    /// A whole number of at least `min`: a setting too small to work is refused at start.
+    fn number(&self, name: &str, default: u64, min: u64) -> Result<u64, String> {
+        let Some(v) = self.get(name) else {
+            return Ok(default);
+        };
+        let n: u64 = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number, not '{v}'"))?;
+        if n < min {
+            return Err(format!("{name} must be at least {min}, not {n}"));
+        }
+        Ok(n)
+    }
+
+    /// On or off: 1/0, true/false, yes/no, on/off, in any case.
+    fn flag(&self, name: &str, default: bool) -> Result<bool, String> {
+        let Some(v) = self.get(name) else {
+            return Ok(default);
+        };
+        match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(format!(
+                "{name} must be one of 1, 0, true, false, yes, no, on, off, not '{v}'"
+            )),
+        }
     }
 }
 
@@ -312,7 +361,7 @@ mod tests {
         let vars = || {
             [
                 ("OW_RUNTIME", "php"),
-                ("OW_MAX_RESULT_BYTES", "1000"),
+                ("OW_MAX_RESULT_BYTES", "2000"),
                 ("__OW_ALLOW_CONCURRENT", "true"),
                 ("__OW_API_HOST", "https://host=1"),
                 ("PATH", "/bin"),
@@ -324,7 +373,7 @@ mod tests {
             |flags, env: Vec<(String, String)>| Settings::from_env(flags, env, PathBuf::from("/"));
         let s = load(Flags::default(), vars()).unwrap();
         assert_eq!(s.runtime, Runtime::Php);
-        assert_eq!(s.limits.result_bytes, 1000);
+        assert_eq!(s.limits.result_bytes, 2000);
         assert_eq!(s.concurrency, 4);
         assert_eq!(s.port, 8080);
         assert_eq!(s.path.as_deref(), Some("/bin"));
@@ -338,7 +387,42 @@ mod tests {
             ..Flags::default()
         };
         assert_eq!(load(flags, vars()).unwrap().runtime, Runtime::Python);
-        let bad = vec![("OW_MAX_REQUEST_BYTES".to_string(), "lots".to_string())];
-        assert!(load(Flags::default(), bad).is_err());
+        for (name, value) in [
+            ("OW_MAX_REQUEST_BYTES", "lots"),
+            ("OW_MAX_RESULT_BYTES", "10"),
+            ("OW_CONCURRENCY", "0"),
+            ("OW_CONCURRENCY", "1000"),
+            ("OW_PREWARM", "maybe"),
+            ("OW_LOG_INIT_ERROR", "2"),
+        ] {
+            let bad = vec![(name.to_string(), value.to_string())];
+            let error = load(Flags::default(), bad).unwrap_err();
+            assert!(error.contains(name), "{error}");
+        }
+        for (value, on) in [
+            ("1", true),
+            ("TRUE", true),
+            ("Yes", true),
+            ("on", true),
+            ("0", false),
+            ("false", false),
+            ("NO", false),
+            ("off", false),
+            ("", false),
+        ] {
+            let env = vec![("OW_ENFORCE_DEADLINE".to_string(), value.to_string())];
+            assert_eq!(
+                load(Flags::default(), env).unwrap().enforce_deadline,
+                on,
+                "{value}"
+            );
+        }
+        let ack = vec![("OW_WAIT_FOR_ACK".to_string(), "true".to_string())];
+        assert_eq!(
+            load(Flags::default(), ack).unwrap().wait_for_ack.as_deref(),
+            Some("true")
+        );
+        let no_ack = vec![("OW_WAIT_FOR_ACK".to_string(), "off".to_string())];
+        assert_eq!(load(Flags::default(), no_ack).unwrap().wait_for_ack, None);
     }
 }

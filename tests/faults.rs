@@ -708,3 +708,187 @@ fn a_package_larger_than_the_disk_fails_as_such_and_leaves_room_for_the_next() {
         assert_eq!(run_ok(&p, json!({})), json!({"small": true}));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Protocol errors get JSON answers too; slow and idle connections are closed
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_http_error_is_a_json_answer_with_its_status() {
+    let p = Proxy::start("python");
+    let long_header = format!("X-Long: {}\r\n", "h".repeat(70 * 1024));
+    let many_headers: String = (0..150).map(|i| format!("X-{i}: v\r\n")).collect();
+    let long_target = format!("/run?{}", "q".repeat(10 * 1024));
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "a bad Content-Length",
+            b"POST /run HTTP/1.1\r\nContent-Length: ten\r\n\r\n".to_vec(),
+            400,
+            "Content-Length",
+        ),
+        (
+            "two Content-Lengths",
+            b"POST /run HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}".to_vec(),
+            400,
+            "conflicting",
+        ),
+        (
+            "Content-Length and chunked",
+            b"POST /run HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec(),
+            400,
+            "Transfer-Encoding",
+        ),
+        (
+            "an unknown Transfer-Encoding",
+            b"POST /run HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(),
+            501,
+            "gzip",
+        ),
+        (
+            "a header over 64 KiB",
+            format!("POST /run HTTP/1.1\r\n{long_header}\r\n").into_bytes(),
+            431,
+            "too large",
+        ),
+        (
+            "150 header fields",
+            format!("POST /run HTTP/1.1\r\n{many_headers}\r\n").into_bytes(),
+            431,
+            "too large",
+        ),
+        (
+            "a 10 KiB target",
+            format!("POST {long_target} HTTP/1.1\r\n\r\n").into_bytes(),
+            414,
+            "too long",
+        ),
+        (
+            "a garbage request line",
+            b"HELLO THERE\r\n\r\n".to_vec(),
+            400,
+            "Malformed",
+        ),
+        (
+            "a broken chunk",
+            b"POST /run HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+                .to_vec(),
+            400,
+            "chunked",
+        ),
+        (
+            "a chunk longer than said",
+            b"POST /run HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}xx\r\n0\r\n\r\n"
+                .to_vec(),
+            400,
+            "chunked",
+        ),
+    ];
+    for (what, request, status, says) in cases {
+        let mut c = p.connect();
+        c.send_raw(&request);
+        let answer = c.read_answer();
+        assert_json_answer(what, &answer);
+        assert_eq!(
+            answer.status,
+            status,
+            "{what}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert!(answer.error().contains(says), "{what}: {}", answer.error());
+        assert_eq!(answer.header("connection"), Some("close"), "{what}");
+    }
+    // None of it reached an action or the logs, and the proxy serves on.
+    init_ok(&p, "def main(a):\n    return {'fine': True}\n", "main");
+    assert_eq!(run_ok(&p, json!({})), json!({"fine": true}));
+    let (out, err) = p.framed_logs(1);
+    assert!(
+        !err.contains("Malformed") && !out.contains("Malformed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_chunked_request_with_trailers_is_read_whole() {
+    let p = Proxy::start("python");
+    init_ok(&p, "def main(a):\n    return {'got': a}\n", "main");
+    let mut c = p.connect();
+    c.send_raw(b"POST /run HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n{\"val\r\n9\r\nue\":{\"a\":\r\n3\r\n1}}\r\n0\r\nX-Trailer: t\r\n\r\n");
+    let answer = c.read_answer();
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.json(), json!({"got": {"a": 1}}));
+    // And the connection is still in step for the next request.
+    assert_eq!(
+        c.post("/run", b"{\"value\":{\"b\":2}}").json(),
+        json!({"got": {"b": 2}})
+    );
+}
+
+#[test]
+fn a_client_that_asks_to_continue_is_told_to() {
+    let p = Proxy::start("python");
+    init_ok(&p, "def main(a):\n    return {'got': a}\n", "main");
+    let mut c = p.connect();
+    let body = b"{\"value\":{\"c\":3}}";
+    c.send_raw(
+        format!(
+            "POST /run HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let mut interim = [0u8; 25];
+    use std::io::Read as _;
+    c.socket().read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.send_raw(body);
+    assert_eq!(c.read_answer().json(), json!({"got": {"c": 3}}));
+}
+
+#[test]
+fn a_slow_request_head_is_answered_408_and_an_idle_connection_is_closed() {
+    let p = Proxy::start_with(
+        "python",
+        &[
+            ("OW_HTTP_HEAD_TIMEOUT_SECONDS", "1"),
+            ("OW_HTTP_IDLE_TIMEOUT_SECONDS", "1"),
+        ],
+        &[],
+    );
+    let mut slow = p.connect();
+    slow.send_raw(b"POST /run HTTP/1.1\r\nHost: x\r\n");
+    let answer = slow.read_answer();
+    assert_json_answer("slow head", &answer);
+    assert_eq!(answer.status, 408);
+    // An idle keep-alive connection: closed without a word.
+    let idle = p.connect();
+    let mut rest = Vec::new();
+    use std::io::Read as _;
+    let n = idle.socket().read_to_end(&mut rest).unwrap_or(0);
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&rest));
+}
+
+#[test]
+fn settings_that_cannot_work_are_refused_at_start() {
+    for (name, value) in [
+        ("OW_MAX_RESULT_BYTES", "10"),
+        ("OW_MAX_REQUEST_BYTES", "0"),
+        ("OW_CONCURRENCY", "0"),
+        ("OW_ENFORCE_DEADLINE", "sometimes"),
+        ("OW_HTTP_HEAD_TIMEOUT_SECONDS", "0"),
+    ] {
+        let output = std::process::Command::new(binary())
+            .args(["--port", &free_port().to_string()])
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{name}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(name), "{name}={value}: {stderr}");
+    }
+}

@@ -121,6 +121,9 @@ async fn read_request(
     let head_until = Instant::now() + server.head_timeout;
     let head = loop {
         if let Some(head) = parse_head(buf)? {
+            if head.len > MAX_HEAD {
+                return Err(HttpError::HeadTooLarge.into());
+            }
             break head;
         }
         if buf.len() > MAX_HEAD {
