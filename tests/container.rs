@@ -146,3 +146,39 @@ fn as_pid_one_every_compile_keeps_its_own_exit_status_and_words() {
         .collect();
     assert!(zombies.is_empty(), "{zombies:?}");
 }
+
+#[test]
+fn as_pid_one_sigterm_stops_daemons_that_left_the_process_group() {
+    let marker = format!("300.{}7", std::process::id());
+    let proxy = as_pid_one();
+    let code = format!(
+        "import subprocess\ndef main(args):\n    subprocess.Popen(['setsid', 'sleep', '{marker}'])\n    return {{}}\n"
+    );
+    assert_eq!(proxy.init_code(&code, "main").status, 200);
+    assert_eq!(proxy.run(json!({})).status, 200);
+    let sleeping = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                String::from_utf8_lossy(&cmdline).contains(&marker)
+            })
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sleeping() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(sleeping(), 1, "the daemon did not start");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &proxy_pid(&proxy).to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sleeping() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(sleeping(), 0, "the daemon outlived the proxy");
+}
