@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::{Mutex, Semaphore};
 
+use crate::answer;
 use crate::child::{Child, ChildError, Spec};
 use crate::error::{self, ProxyError};
 use crate::logs;
@@ -203,7 +204,7 @@ impl Action {
         // The error body names the cause; the activation's logs stay the action's own (SPEC §4).
         child.frame_logs(deadline).await;
         match outcome {
-            Ok(answer) => classify(answer),
+            Ok(answer) => answer::check(answer),
             Err(e) => {
                 // Whatever state the child is in, it cannot be trusted with the next request.
                 slot.take();
@@ -216,65 +217,3 @@ impl Action {
 const DEADLINE_PASSED: &str = "The action did not answer before its deadline and was stopped.";
 const DEADLINE_IN_QUEUE: &str =
     "The activation's deadline passed while it waited for the action to be free.";
-
-/// The marker our launchers use for a result they could not serialise.
-const LAUNCHER_ERROR: &[u8] = b"{\"__actionloop_error\":";
-
-/// Accepts a JSON object or array (UTF-8, as JSON must be) as it is; anything else is the
-/// action's fault.
-pub fn classify(answer: Bytes) -> Result<Bytes, ProxyError> {
-    let Ok(text) = std::str::from_utf8(&answer) else {
-        return Err(ProxyError::NotADictionary);
-    };
-    let body =
-        text.trim_start_matches(|c: char| c.is_ascii() && crate::request::is_json_space(c as u8));
-    if body.as_bytes().starts_with(LAUNCHER_ERROR) {
-        #[derive(Deserialize)]
-        struct Marker {
-            __actionloop_error: String,
-        }
-        if let Ok(marker) = serde_json::from_str::<Marker>(body) {
-            return Err(ProxyError::BadAnswer(marker.__actionloop_error));
-        }
-    }
-    let shaped = matches!(body.as_bytes().first(), Some(b'{') | Some(b'['));
-    if shaped && serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok() {
-        Ok(answer)
-    } else {
-        Err(ProxyError::NotADictionary)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_objects_and_arrays_pass() {
-        assert!(classify(Bytes::from_static(b"{\"a\":1}")).is_ok());
-        assert!(classify(Bytes::from_static(b" [1,2]")).is_ok());
-        for bad in [
-            &b"\"text\""[..],
-            b"42",
-            b"null",
-            b"{oops",
-            b"{} trailing",
-            b"",
-            b"\x0c{}",
-            b"{\"a\":\"\xfe\"}",
-        ] {
-            assert!(
-                matches!(
-                    classify(Bytes::copy_from_slice(bad)),
-                    Err(ProxyError::NotADictionary)
-                ),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-        let marked = classify(Bytes::from_static(
-            b"{\"__actionloop_error\":\"cannot serialise\"}",
-        ));
-        assert!(matches!(marked, Err(ProxyError::BadAnswer(m)) if m == "cannot serialise"));
-    }
-}

@@ -10,10 +10,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::language::Language;
 use crate::package;
 use crate::prepare::{self, Folders, Plan};
 use crate::request;
-use crate::runtime::Runtime;
 use crate::settings::Settings;
 
 /// Reads the action on stdin and writes the zip on stdout.
@@ -58,7 +58,7 @@ fn quote(word: &str) -> String {
 }
 
 /// The `exec` of a compiled built-in action: the launcher in standalone mode.
-fn write_exec(runtime: Runtime, folder: &Path, main: &str, file: Option<&str>) -> io::Result<()> {
+fn write_exec(runtime: &Language, folder: &Path, main: &str, file: Option<&str>) -> io::Result<()> {
     let launcher = runtime.install_launcher(&folder.join(LAUNCHER_FOLDER))?;
     let launcher = launcher
         .strip_prefix(folder)
@@ -72,8 +72,8 @@ fn write_exec(runtime: Runtime, folder: &Path, main: &str, file: Option<&str>) -
          # Made by `actionloop -compile`: runs this {} action through its ActionLoop launcher.\n\
          cd \"$(dirname \"$0\")\" || exit 1\n\
          exec \"${{OW_INTERPRETER:-{}}}\" {}\n",
-        runtime.name(),
-        runtime.interpreter(),
+        runtime.name,
+        runtime.interpreter,
         args.join(" ")
     );
     let exec = folder.join("exec");
@@ -83,84 +83,46 @@ fn write_exec(runtime: Runtime, folder: &Path, main: &str, file: Option<&str>) -
 
 /// Installs what the action declares and does not bundle, with the image's own tools.
 fn install_dependencies(
-    runtime: Runtime,
+    runtime: &Language,
     folder: &Path,
     env: &[(String, String)],
 ) -> Result<(), String> {
-    let has = |name: &str| folder.join(name).exists();
-    let steps: Vec<(&str, Vec<&str>)> = match runtime {
-        Runtime::Python if has("requirements.txt") && !has("virtualenv") => vec![
-            ("python3", vec!["-m", "venv", "virtualenv"]),
-            (
-                "virtualenv/bin/python",
-                vec![
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "-r",
-                    "requirements.txt",
-                ],
-            ),
-        ],
-        Runtime::Nodejs if needs_npm(folder) => {
-            vec![(
-                "npm",
-                vec!["install", "--omit=dev", "--no-audit", "--no-fund"],
-            )]
-        }
-        Runtime::Php if has("composer.json") && !has("vendor") => {
-            vec![("composer", vec!["install", "--no-dev", "--no-interaction"])]
-        }
-        _ => Vec::new(),
-    };
-    for (program, args) in steps {
-        let program_path = if program.contains('/') {
-            folder.join(program)
+    if !(runtime.install.needed)(folder) {
+        return Ok(());
+    }
+    for step in runtime.install.steps {
+        let program = if step.program.contains('/') {
+            folder.join(step.program)
         } else {
-            program.into()
+            step.program.into()
         };
         // Our stdout carries the zip: the tools' chatter goes to stderr.
         let to_stderr = io::stderr()
             .as_fd()
             .try_clone_to_owned()
             .map_err(|e| e.to_string())?;
-        let mut command = Command::new(&program_path);
+        let mut command = Command::new(&program);
         command
-            .args(&args)
+            .args(step.args)
             .current_dir(folder)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(to_stderr));
         let status = crate::child::reaper::status(&mut command).map_err(|e| {
-            format!("installing the dependencies needs {program}, which cannot run here: {e}")
+            format!(
+                "installing the dependencies needs {}, which cannot run here: {e}",
+                step.program
+            )
         })?;
         if !status.success() {
             return Err(format!(
-                "installing the dependencies failed: {program} {} ({status})",
-                args.join(" ")
+                "installing the dependencies failed: {} {} ({status})",
+                step.program,
+                step.args.join(" ")
             ));
         }
     }
     Ok(())
-}
-
-/// A package.json with dependencies and no bundled node_modules.
-fn needs_npm(folder: &Path) -> bool {
-    if folder.join("node_modules").exists() {
-        return false;
-    }
-    let Ok(text) = fs::read(folder.join("package.json")) else {
-        return false;
-    };
-    serde_json::from_slice::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| {
-            v.get("dependencies")
-                .and_then(|d| d.as_object())
-                .map(|d| !d.is_empty())
-        })
-        .unwrap_or(false)
 }
 
 /// Zips a folder, keeping modes and symlinks, in a stable order.

@@ -14,24 +14,27 @@
 //! - [`proxy`]: the state across requests, and `/init` from package to running child.
 //! - [`package`]: decoding and safely unpacking the code (source, zip, tar.gz).
 //! - [`prepare`]: from unpacked code to what to start: executable, compiler output or launcher.
-//! - [`runtime`]: the built-in languages and their embedded launchers (`runtimes/`).
+//! - [`language`]: the built-in languages, one table entry each, with their embedded
+//!   launchers (`runtimes/`).
+//! - [`answer`]: what an action may answer, checked and passed on as it is.
 //! - [`action`]: an initialised action's children, starting them and running activations.
 //! - [`child`]: one child process and its pipes.
 //! - [`logs`]: copying the child's stdout and stderr, and the end-of-activation sentinels.
 //! - [`memory`]: allocator tuning that keeps big activations off fresh pages.
 
 pub mod action;
+pub mod answer;
 pub mod child;
 pub mod compile;
 pub mod error;
 pub mod http;
+pub mod language;
 pub mod logs;
 pub mod memory;
 pub mod package;
 pub mod prepare;
 pub mod proxy;
 pub mod request;
-pub mod runtime;
 pub mod settings;
 mod sys;
 

@@ -11,6 +11,13 @@ const MMAP_THRESHOLD: i32 = 8 * 1024 * 1024;
 /// Free heap kept before it is given back to the kernel.
 const TRIM_THRESHOLD: i32 = 16 * 1024 * 1024;
 
+/// The same settings for a child process, in glibc's own words (`GLIBC_TUNABLES`).
+pub fn glibc_tunables() -> String {
+    format!(
+        "glibc.malloc.mmap_threshold={MMAP_THRESHOLD}:glibc.malloc.trim_threshold={TRIM_THRESHOLD}"
+    )
+}
+
 /// Applies the settings above; a no-op where the C library is not glibc.
 pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -53,7 +53,7 @@ pub fn source_name(settings: &Settings) -> &'static str {
     if settings.compiler.is_some() {
         "exec"
     } else {
-        settings.runtime.source_name()
+        settings.runtime.source_name
     }
 }
 
@@ -291,10 +291,8 @@ pub fn launcher_spec(
 ) -> Spec {
     let program = settings.interpreter.clone();
     let mut env = env;
-    if let Some(tunables) = settings.runtime.allocator_tunables()
-        && settings.tune_child_malloc
-    {
-        env.push(("GLIBC_TUNABLES".into(), tunables.into()));
+    if settings.runtime.tune_malloc && settings.tune_child_malloc {
+        env.push(("GLIBC_TUNABLES".into(), crate::memory::glibc_tunables()));
     }
     Spec {
         program,

@@ -6,6 +6,7 @@ use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::answer::is_json_space;
 use crate::error::ProxyError;
 
 /// The `value` of an `/init` body, every field optional.
@@ -57,11 +58,6 @@ fn borrowed<'de, D: serde::Deserializer<'de>>(
 
 fn bad(what: impl std::fmt::Display) -> ProxyError {
     ProxyError::BadRequest(format!("Invalid /init request: {what}"))
-}
-
-/// JSON's own whitespace (RFC 8259), narrower than Rust's ASCII whitespace.
-pub fn is_json_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 /// The body as text, if it is UTF-8 holding a JSON object. serde skips the fields a struct

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::runtime::Runtime;
+use crate::language::Language;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -47,7 +47,7 @@ impl Flags {
                     let v = value("a port number")?;
                     flags.port = Some(v.parse().map_err(|_| format!("bad port '{v}'"))?);
                 }
-                "runtime" => flags.runtime = Some(value("python, nodejs or php")?),
+                "runtime" => flags.runtime = Some(value(&Language::names())?),
                 "compile" => flags.compile = Some(value("the name of the main function")?),
                 "env" => flags.env = Some(value("a JSON object")?),
                 "debug" => flags.debug = true,
@@ -102,7 +102,7 @@ pub struct HttpTimeouts {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub port: u16,
-    pub runtime: Runtime,
+    pub runtime: &'static Language,
     /// The interpreter to start: `OW_INTERPRETER`, else the runtime's own, found on the
     /// proxy's `PATH` once, at start, so that an action's `PATH` cannot hide it later.
     pub interpreter: PathBuf,
@@ -171,8 +171,8 @@ impl Settings {
             .clone()
             .or_else(|| var("OW_RUNTIME"))
             .unwrap_or_else(|| "python".into());
-        let runtime = Runtime::parse(&runtime_name)
-            .ok_or_else(|| format!("unknown runtime '{runtime_name}' (python, nodejs or php)"))?;
+        let runtime = Language::find(&runtime_name)
+            .ok_or_else(|| format!("unknown runtime '{runtime_name}' ({})", Language::names()))?;
         let defaults = Limits::default();
         let limits = Limits {
             request_bytes: vars.number("OW_MAX_REQUEST_BYTES", defaults.request_bytes, 256)?,
@@ -212,7 +212,7 @@ impl Settings {
             port: flags.port.unwrap_or(8080),
             runtime,
             interpreter: find_program(
-                &var("OW_INTERPRETER").unwrap_or_else(|| runtime.interpreter().into()),
+                &var("OW_INTERPRETER").unwrap_or_else(|| runtime.interpreter.into()),
                 env.get("PATH").map(String::as_str),
             ),
             debug: flags.debug,
@@ -372,7 +372,7 @@ mod tests {
         let load =
             |flags, env: Vec<(String, String)>| Settings::from_env(flags, env, PathBuf::from("/"));
         let s = load(Flags::default(), vars()).unwrap();
-        assert_eq!(s.runtime, Runtime::Php);
+        assert_eq!(s.runtime.name, "php");
         assert_eq!(s.limits.result_bytes, 2000);
         assert_eq!(s.concurrency, 4);
         assert_eq!(s.port, 8080);
@@ -386,7 +386,7 @@ mod tests {
             runtime: Some("python".into()),
             ..Flags::default()
         };
-        assert_eq!(load(flags, vars()).unwrap().runtime, Runtime::Python);
+        assert_eq!(load(flags, vars()).unwrap().runtime.name, "python");
         for (name, value) in [
             ("OW_MAX_REQUEST_BYTES", "lots"),
             ("OW_MAX_RESULT_BYTES", "10"),

@@ -1,11 +1,11 @@
-//! The result-line check: `classify` must accept exactly the lines that are one JSON object
+//! The result-line check: `check` must accept exactly the lines that are one JSON object
 //! or array (returned as they came), except the launchers' own error marker.
 
 #![no_main]
 
 mod known;
 
-use actionloop::action::classify;
+use actionloop::answer::check;
 use known::Json;
 use libfuzzer_sys::fuzz_target;
 
@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"\""));
     // `.into()`: the line is a byte slice's copy, whether the API takes a Vec or Bytes.
     #[allow(clippy::useless_conversion)]
-    let classified = classify(data.to_vec().into());
+    let classified = check(data.to_vec().into());
     match classified {
         Ok(answer) => {
             assert!(
