@@ -3,38 +3,50 @@
 //!
 //! A child serves one activation at a time, so answers can never be mixed up: requests wait
 //! for a free child in arrival order. A child that dies, overruns its deadline or garbles its
-//! answer channel is dropped (killing its process group) and replaced at the next request.
-
-use tokio::time::Instant;
+//! answer channel is dropped (killing its process tree) and replaced at the next request.
 
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
 
 use crate::answer;
-use crate::child::{Child, ChildError, Spec};
-use crate::error::{self, ProxyError};
+use crate::child::{Child, Spec};
+use crate::error::ProxyError;
 use crate::logs;
 
-/// What a child must say before it counts as started.
+/// How a child shows that it has started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ack {
-    /// Our own launchers: `{"ok":true}` or `{"ok":false,"kind":..,"error":..}`.
-    Launcher,
-    /// `OW_WAIT_FOR_ACK` for an executable: `{"ok":true}` or a fixed error.
-    Required,
-    /// An executable that is not asked to ack: running a moment after start is enough.
-    None,
+pub enum Ready {
+    /// Our own launchers ack with `{"ok":true}` or `{"ok":false,"kind":..,"error":..}`.
+    LauncherAck,
+    /// An executable asked to ack (`OW_WAIT_FOR_ACK`): `{"ok":true}`, or a Go proxy text.
+    Ack,
+    /// An executable that owes no ack: it has started once it waits for its first request.
+    Settled,
 }
 
-/// How each child of the action is started.
+/// How each child of the action is made: the process, the line that says what to load (our
+/// launchers only), and how it shows it is ready.
 #[derive(Debug, Clone)]
-pub struct Launch {
+pub struct Recipe {
     pub spec: Spec,
-    /// For launchers: the line that says what to load.
     pub init_line: Option<Vec<u8>>,
-    pub ack: Ack,
+    pub ready: Ready,
     pub answer_limit: u64,
+}
+
+/// A child that did not start: why, and the child itself when there was one, so that its
+/// output goes into the failed activation's logs before the explanation.
+pub struct Failed {
+    pub error: ProxyError,
+    pub child: Option<Child>,
+}
+
+impl From<ProxyError> for Failed {
+    fn from(error: ProxyError) -> Failed {
+        Failed { error, child: None }
+    }
 }
 
 #[derive(Deserialize)]
@@ -46,86 +58,102 @@ struct LauncherAck {
     error: Option<String>,
 }
 
-impl Launch {
-    /// Starts a child (or takes a prewarmed one) and waits until it is ready. On failure the
-    /// child's logs are framed, so the cause it printed ends the failed attempt's logs.
-    pub async fn start(&self, prewarmed: Option<Child>) -> Result<Child, ProxyError> {
+impl Recipe {
+    /// Starts a child (or takes a prewarmed one) and waits until it is ready. A child that
+    /// fails is killed and handed back for its logs.
+    pub async fn start(&self, prewarmed: Option<Child>) -> Result<Child, Failed> {
         let mut child = match prewarmed {
             Some(child) => child,
-            None => Child::spawn(&self.spec).map_err(|e| {
-                let cause = format!("cannot run {}: {e}", self.spec.program.display());
-                logs::frame_without_child(&cause);
-                ProxyError::Start(cause)
-            })?,
+            None => Child::spawn(&self.spec)
+                .map_err(|e| ProxyError::cannot_run(&self.spec.program, e))?,
         };
         match self.ready(&mut child).await {
             Ok(()) => Ok(child),
-            Err(e) => {
+            Err(error) => {
                 child.kill();
-                child.frame_logs_explained(&e.cause()).await;
-                Err(e)
+                Err(Failed {
+                    error,
+                    child: Some(child),
+                })
+            }
+        }
+    }
+
+    /// The pool: `count` children, the first from `first` if given, the others started in
+    /// parallel with it. If any fails, the others are stopped (their output still reaches the
+    /// logs, before the failed one's) and the first failure is the pool's.
+    pub async fn start_pool(
+        &self,
+        first: Option<Child>,
+        count: usize,
+    ) -> Result<Vec<Child>, Failed> {
+        let mut others = tokio::task::JoinSet::new();
+        for _ in 1..count {
+            let recipe = self.clone();
+            others.spawn(async move { recipe.start(None).await });
+        }
+        let mut started = Vec::with_capacity(count);
+        let mut failed = None;
+        let first = self.start(first).await;
+        let mut record = |outcome: Result<Child, Failed>| match outcome {
+            Ok(child) => started.push(child),
+            Err(f) if failed.is_none() => failed = Some(f),
+            Err(_) => {}
+        };
+        record(first);
+        while let Some(joined) = others.join_next().await {
+            record(joined.unwrap_or_else(|e| Err(ProxyError::internal(e).into())));
+        }
+        match failed {
+            None => Ok(started),
+            Some(failed) => {
+                drop(started);
+                Err(failed)
             }
         }
     }
 
     async fn ready(&self, child: &mut Child) -> Result<(), ProxyError> {
         if let Some(line) = &self.init_line {
-            child.send(line).await.map_err(|e| match e {
-                ChildError::Exited(exit) => ProxyError::Start(format!(
-                    "the interpreter exited ({exit}) before loading the action"
-                )),
-                other => ProxyError::Start(other.to_string()),
-            })?;
+            child
+                .send(line)
+                .await
+                .map_err(|e| ProxyError::launcher_gone(e, false))?;
         }
-        match self.ack {
-            Ack::Launcher => {
-                let line = child.answer(self.answer_limit).await.map_err(|e| match e {
-                    ChildError::Exited(exit) => ProxyError::Start(format!(
-                        "the interpreter exited ({exit}) while loading the action"
-                    )),
-                    other => ProxyError::Start(other.to_string()),
-                })?;
-                let ack: LauncherAck = serde_json::from_slice(&line).map_err(|_| {
-                    ProxyError::Start(format!(
-                        "the launcher answered {}",
-                        String::from_utf8_lossy(&line)
-                    ))
-                })?;
+        match self.ready {
+            Ready::LauncherAck => {
+                let line = child
+                    .answer(self.answer_limit)
+                    .await
+                    .map_err(|e| ProxyError::launcher_gone(e, true))?;
+                let ack: LauncherAck = serde_json::from_slice(&line)
+                    .map_err(|_| ProxyError::launcher_answered(&line))?;
                 if ack.ok {
                     return Ok(());
                 }
-                let detail = ack.error.unwrap_or_default();
-                Err(match ack.kind.as_deref() {
-                    Some("locate") => ProxyError::Locate(detail),
-                    _ => ProxyError::Start(detail),
-                })
+                Err(ProxyError::launcher_refused(
+                    ack.kind.as_deref(),
+                    ack.error.unwrap_or_default(),
+                ))
             }
-            Ack::Required => {
-                let line = child.answer(self.answer_limit).await.map_err(|e| match e {
-                    ChildError::Exited(exit) => {
-                        ProxyError::InitFailed(error::EXITED_DURING_INIT, format!("({exit})"))
-                    }
-                    other => ProxyError::InitFailed(error::BAD_ACK, other.to_string()),
-                })?;
+            Ready::Ack => {
+                let line = child
+                    .answer(self.answer_limit)
+                    .await
+                    .map_err(ProxyError::no_ack)?;
                 let ok = serde_json::from_slice::<serde_json::Value>(&line)
                     .is_ok_and(|v| v.get("ok") == Some(&serde_json::Value::Bool(true)));
                 if ok {
                     Ok(())
                 } else {
-                    Err(ProxyError::InitFailed(
-                        error::BAD_ACK,
-                        format!("It answered: {}", String::from_utf8_lossy(&line)),
-                    ))
+                    Err(ProxyError::bad_ack(&line))
                 }
             }
-            Ack::None => {
+            Ready::Settled => {
                 let settled = child.settled();
                 tokio::select! {
                     biased;
-                    exit = child.wait_exit() => Err(ProxyError::InitFailed(
-                        error::EXITED_DURING_INIT,
-                        format!("({exit})"),
-                    )),
+                    exit = child.wait_exit() => Err(ProxyError::exited_during_init(exit)),
                     _ = settled => Ok(()),
                 }
             }
@@ -135,16 +163,16 @@ impl Launch {
 
 /// The children of an initialised action.
 pub struct Action {
-    launch: Launch,
+    recipe: Recipe,
     slots: Vec<Mutex<Option<Child>>>,
     free: Semaphore,
 }
 
 impl Action {
-    pub fn new(launch: Launch, children: Vec<Child>) -> Action {
+    pub fn new(recipe: Recipe, children: Vec<Child>) -> Action {
         let free = Semaphore::new(children.len());
         Action {
-            launch,
+            recipe,
             slots: children.into_iter().map(|c| Mutex::new(Some(c))).collect(),
             free,
         }
@@ -164,23 +192,30 @@ impl Action {
             None => free.await,
             Some(at) => tokio::time::timeout_at(at, free)
                 .await
-                .map_err(|_| ProxyError::BadAnswer(DEADLINE_IN_QUEUE.into()))?,
+                .map_err(|_| ProxyError::deadline(true))?,
         }
-        .map_err(|_| ProxyError::Internal("the action is shutting down".into()))?;
+        .map_err(|_| ProxyError::internal("the action is shutting down"))?;
         // Holding a permit means at least one slot is unlocked.
         let mut slot = self
             .slots
             .iter()
             .find_map(|s| s.try_lock().ok())
-            .ok_or_else(|| ProxyError::Internal("no free child".into()))?;
+            .ok_or_else(|| ProxyError::internal("no free child"))?;
 
         let alive = slot.as_ref().is_some_and(|c| c.exited().is_none());
         if !alive {
             slot.take();
-            *slot = Some(self.launch.start(None).await?);
+            match self.recipe.start(None).await {
+                Ok(child) => *slot = Some(child),
+                Err(failed) => {
+                    let cause = failed.error.cause();
+                    logs::end_activation(failed.child.as_ref(), Some(&cause), deadline).await;
+                    return Err(failed.error);
+                }
+            }
         }
         let Some(child) = slot.as_mut() else {
-            return Err(ProxyError::Internal("no child".into()));
+            return Err(ProxyError::internal("no child"));
         };
         let stale = child.discard_stale();
         if stale > 0 {
@@ -189,7 +224,7 @@ impl Action {
 
         let exchange = async {
             child.send(request).await?;
-            child.answer(self.launch.answer_limit).await
+            child.answer(self.recipe.answer_limit).await
         };
         let outcome = match deadline {
             None => exchange.await.map_err(ProxyError::from),
@@ -197,12 +232,12 @@ impl Action {
                 Ok(answer) => answer.map_err(ProxyError::from),
                 Err(_) => {
                     child.kill();
-                    Err(ProxyError::BadAnswer(DEADLINE_PASSED.into()))
+                    Err(ProxyError::deadline(false))
                 }
             },
         };
         // The error body names the cause; the activation's logs stay the action's own (SPEC §4).
-        child.frame_logs(deadline).await;
+        logs::end_activation(Some(child), None, deadline).await;
         match outcome {
             Ok(answer) => answer::check(answer),
             Err(e) => {
@@ -213,7 +248,3 @@ impl Action {
         }
     }
 }
-
-const DEADLINE_PASSED: &str = "The action did not answer before its deadline and was stopped.";
-const DEADLINE_IN_QUEUE: &str =
-    "The activation's deadline passed while it waited for the action to be free.";

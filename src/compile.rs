@@ -10,29 +10,30 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::error::StartupError;
 use crate::language::Language;
 use crate::package;
-use crate::prepare::{self, Folders, Plan};
-use crate::request;
+use crate::plan::{self, Folders, Plan};
 use crate::settings::Settings;
 
 /// Reads the action on stdin and writes the zip on stdout.
-pub fn run(settings: &Settings, main: &str) -> Result<(), String> {
+pub fn run(settings: &Settings, main: &str) -> Result<(), StartupError> {
+    build(settings, main).map_err(StartupError::Compile)
+}
+
+fn build(settings: &Settings, main: &str) -> Result<(), String> {
     let mut input = Vec::new();
     io::stdin()
         .read_to_end(&mut input)
         .map_err(|e| format!("cannot read the action on stdin: {e}"))?;
-    let env = match &settings.compile_env {
-        Some(json) => request::parse_env(json).map_err(|e| format!("-env: {}", e.message()))?,
-        None => Vec::new(),
-    };
+    let env = &settings.compile_env;
     let work = tempfile::tempdir().map_err(|e| format!("no temporary folder: {e}"))?;
     let folders = Folders::in_attempt(&work.path().join("action"), settings);
     folders.create().map_err(|e| e.to_string())?;
-    let name = prepare::source_name(settings);
+    let name = plan::source_name(settings);
     let layout = package::unpack(&input, &folders.code, name, &settings.limits)
         .map_err(|e| e.to_string())?;
-    let plan = prepare::plan(settings, &folders, &layout, main, &env).map_err(|e| e.message())?;
+    let plan = plan::plan(settings, &folders, &layout, main, &env).map_err(|e| e.message())?;
     let root = match &plan {
         Plan::Executable(exec) => exec.parent().unwrap_or(&folders.code).to_path_buf(),
         Plan::Launcher { file } => {

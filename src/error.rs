@@ -1,7 +1,12 @@
-//! Everything `/init` and `/run` can answer besides success, and the one place where each
-//! answer gets its HTTP status and its exact text.
+//! Every failure the proxy answers or stops for, and the one place where each gets its HTTP
+//! status and its exact text: [`ProxyError`] for requests (with the `OW_LOG_INIT_ERROR`
+//! wording of `/init` failures), [`HttpError`] for requests that are not HTTP, the words of
+//! the child and package errors, and [`StartupError`] for a proxy that cannot start.
 
-use crate::child::ChildError;
+use std::fmt;
+use std::path::Path;
+
+use crate::child::{ChildError, Exit};
 use crate::package::PackageError;
 
 /// The texts the invoker and the OpenWhisk test suites compare against.
@@ -137,10 +142,11 @@ impl ProxyError {
         }
     }
 
-    /// Whether a failed `/init` ends its logs with this error's cause and a sentinel on each
-    /// stream: every failure that reached the action (its build or start), and with
-    /// `OW_LOG_INIT_ERROR` also a package that cannot be unpacked, as in the Go proxy.
-    pub fn frames_init(&self, log_init_error: bool) -> bool {
+    /// Whether this `/init` failure is the action's: one that reached its build or start (and
+    /// with `OW_LOG_INIT_ERROR` also a package that cannot be unpacked, as in the Go proxy),
+    /// whose logs end with the cause and a sentinel on each stream. A request refused at the
+    /// door is nobody's activation.
+    pub fn is_actions_fault(&self, log_init_error: bool) -> bool {
         match self {
             ProxyError::Package(PackageError::Base64(_)) => false,
             ProxyError::Package(_) => log_init_error,
@@ -163,6 +169,186 @@ impl ProxyError {
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({ "error": self.message() }))
             .unwrap_or_else(|_| b"{\"error\":\"unprintable error\"}".to_vec())
+    }
+}
+
+/// The named failures of bringing an action up and of running it.
+impl ProxyError {
+    /// A request that is not what the protocol says; `which` is `/init` or `/run`.
+    pub fn invalid(which: &str, what: impl fmt::Display) -> ProxyError {
+        ProxyError::BadRequest(format!("Invalid {which} request: {what}"))
+    }
+
+    /// A file or folder of the action that could not be made.
+    pub fn storage(what: &Path, error: std::io::Error) -> ProxyError {
+        ProxyError::Storage(format!("{}: {error}", what.display()), error.kind())
+    }
+
+    /// The process could not be started at all.
+    pub fn cannot_run(program: &Path, error: std::io::Error) -> ProxyError {
+        ProxyError::Start(format!("cannot run {}: {error}", program.display()))
+    }
+
+    /// Our launcher went away before (or while) it loaded the action.
+    pub fn launcher_gone(error: ChildError, loading: bool) -> ProxyError {
+        let when = if loading { "while" } else { "before" };
+        match error {
+            ChildError::Exited(exit) => ProxyError::Start(format!(
+                "the interpreter exited ({exit}) {when} loading the action"
+            )),
+            other => ProxyError::Start(other.to_string()),
+        }
+    }
+
+    /// Our launcher's ack was not one.
+    pub fn launcher_answered(line: &[u8]) -> ProxyError {
+        ProxyError::Start(format!(
+            "the launcher answered {}",
+            String::from_utf8_lossy(line)
+        ))
+    }
+
+    /// Our launcher could not load the action: it could not find it (`locate`), or the code
+    /// failed (anything else).
+    pub fn launcher_refused(kind: Option<&str>, cause: String) -> ProxyError {
+        match kind {
+            Some("locate") => ProxyError::Locate(cause),
+            _ => ProxyError::Start(cause),
+        }
+    }
+
+    /// An executable asked to ack (`OW_WAIT_FOR_ACK`) did not: it ended, or its channel failed.
+    pub fn no_ack(error: ChildError) -> ProxyError {
+        match error {
+            ChildError::Exited(exit) => ProxyError::exited_during_init(exit),
+            other => ProxyError::InitFailed(BAD_ACK, other.to_string()),
+        }
+    }
+
+    /// An executable's ack that is not `{"ok":true}`.
+    pub fn bad_ack(line: &[u8]) -> ProxyError {
+        ProxyError::InitFailed(
+            BAD_ACK,
+            format!("It answered: {}", String::from_utf8_lossy(line)),
+        )
+    }
+
+    pub fn exited_during_init(exit: Exit) -> ProxyError {
+        ProxyError::InitFailed(EXITED_DURING_INIT, format!("({exit})"))
+    }
+
+    /// `OW_EXECUTION_ENV` and the action's `exec.env` disagree.
+    pub fn env_mismatch(expected: &str, found: &str) -> ProxyError {
+        ProxyError::InitFailed(
+            ENV_MISMATCH,
+            format!("Expected '{expected}', the action says '{found}'."),
+        )
+    }
+
+    pub fn cannot_make_executable(path: &Path, error: std::io::Error) -> ProxyError {
+        ProxyError::Locate(format!(
+            "cannot make {} executable: {error}",
+            path.display()
+        ))
+    }
+
+    pub fn compiler_cannot_run(compiler: &Path, error: std::io::Error) -> ProxyError {
+        ProxyError::Locate(format!("cannot run {}: {error}", compiler.display()))
+    }
+
+    /// A compiler that printed anything has failed, as in the Go proxy: what it printed.
+    pub fn compiler_said(printed: &str) -> ProxyError {
+        ProxyError::Locate(printed.to_string())
+    }
+
+    pub fn compiler_failed(status: std::process::ExitStatus) -> ProxyError {
+        ProxyError::Locate(format!("the compiler failed ({status}) without saying why"))
+    }
+
+    pub fn compiler_left_nothing(exec: &Path) -> ProxyError {
+        ProxyError::Locate(format!("the compiler left no {}", exec.display()))
+    }
+
+    /// The activation's deadline (`OW_ENFORCE_DEADLINE`) passed: with its child running, or
+    /// while it waited for one.
+    pub fn deadline(while_queued: bool) -> ProxyError {
+        ProxyError::BadAnswer(if while_queued {
+            "The activation's deadline passed while it waited for the action to be free.".into()
+        } else {
+            "The action did not answer before its deadline and was stopped.".into()
+        })
+    }
+
+    /// The proxy is stopping, or a pool lost track of its children: never the client's doing.
+    pub fn internal(why: impl fmt::Display) -> ProxyError {
+        ProxyError::Internal(why.to_string())
+    }
+}
+
+impl fmt::Display for ChildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildError::Exited(exit) => write!(f, "command exited ({exit})"),
+            ChildError::TooLong(limit) => write!(
+                f,
+                "the action's answer is longer than {limit} bytes (OW_MAX_RESULT_BYTES)"
+            ),
+            ChildError::Io(e) => write!(f, "cannot talk to the action: {e}"),
+        }
+    }
+}
+
+impl fmt::Display for PackageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PackageError::Base64(e) => write!(f, "the code is not valid base64: {e}"),
+            PackageError::Corrupt { format, detail } => {
+                write!(f, "the {format} archive is corrupt: {detail}")
+            }
+            PackageError::Unsafe { entry, why } => {
+                write!(f, "refused archive entry '{entry}': {why}")
+            }
+            PackageError::TooLarge(what) => write!(f, "the archive is too large: {what}"),
+            PackageError::Io { entry, error } => {
+                write!(f, "could not write archive entry '{entry}': {error}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PackageError {}
+
+/// Why the proxy cannot start (or stopped serving). A flag or setting that cannot work exits
+/// with status 2, anything else with 1.
+#[derive(Debug)]
+pub enum StartupError {
+    /// A flag the proxy does not take, or one without its value.
+    Flag(String),
+    /// A setting that cannot work, named with its variable.
+    Setting(String),
+    /// The proxy cannot do what it needs to serve: bind, write its launcher, start its runtime.
+    Io(String, std::io::Error),
+    /// `-compile` could not build the action.
+    Compile(String),
+}
+
+impl StartupError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartupError::Flag(_) | StartupError::Setting(_) => 2,
+            StartupError::Io(..) | StartupError::Compile(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartupError::Flag(why) | StartupError::Setting(why) | StartupError::Compile(why) => {
+                f.write_str(why)
+            }
+            StartupError::Io(what, e) => write!(f, "{what}: {e}"),
+        }
     }
 }
 
@@ -197,8 +383,8 @@ impl HttpError {
     }
 }
 
-impl std::fmt::Display for HttpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpError::Malformed(what) => write!(f, "Malformed HTTP request: {what}."),
             HttpError::HeadTooLarge => {
@@ -225,13 +411,6 @@ impl From<PackageError> for ProxyError {
             }
             other => ProxyError::Package(other),
         }
-    }
-}
-
-impl ProxyError {
-    /// A file or folder of the action that could not be made.
-    pub fn storage(what: &std::path::Path, error: std::io::Error) -> ProxyError {
-        ProxyError::Storage(format!("{}: {error}", what.display()), error.kind())
     }
 }
 

@@ -32,15 +32,15 @@ pub mod language;
 pub mod logs;
 pub mod memory;
 pub mod package;
-pub mod prepare;
-pub mod proxy;
+pub mod plan;
 pub mod request;
+pub mod service;
 pub mod settings;
 mod sys;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
+pub use error::StartupError;
 use settings::Settings;
 
 /// Sends the proxy's own log lines to stderr: warnings and errors by default, everything with
@@ -64,25 +64,24 @@ pub fn init_tracing(settings: &Settings) {
         .init();
 }
 
-/// Runs the server until it is told to stop.
-pub fn serve(settings: Settings) -> Result<(), String> {
+/// Runs the server on `--port` of every interface until a stop signal, on a runtime of its
+/// own: one thread, which the children are tied to (see `child`).
+pub fn serve(settings: Settings) -> Result<(), StartupError> {
     memory::tune();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(|e| StartupError::Io("cannot start the async runtime".into(), e))?;
     let addr = SocketAddr::from(([0, 0, 0, 0], settings.port));
     runtime.block_on(async move {
         logs::start();
         child::reaper::start();
-        let proxy = Arc::new(proxy::Proxy::new(settings)?);
-        proxy.prewarm().await;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            .map_err(|e| StartupError::Io(format!("cannot listen on {addr}"), e))?;
         tracing::info!("listening on {addr}");
-        let served = http::serve(listener, proxy, http::signalled()).await;
+        let served = http::serve(listener, settings, http::signalled()).await;
         logs::flush(std::time::Duration::from_secs(1)).await;
-        served.map_err(|e| format!("cannot serve on {addr}: {e}"))
+        served
     })
 }

@@ -57,22 +57,17 @@ fn borrowed<'de, D: serde::Deserializer<'de>>(
 }
 
 fn bad(what: impl std::fmt::Display) -> ProxyError {
-    ProxyError::BadRequest(format!("Invalid /init request: {what}"))
+    ProxyError::invalid("/init", what)
 }
 
 /// The body as text, if it is UTF-8 holding a JSON object. serde skips the fields a struct
 /// does not name without checking their bytes, and would read a struct from an array: both
 /// are checked here, once, so that nothing malformed reaches a child.
 fn object_text<'a>(body: &'a [u8], which: &str) -> Result<&'a str, ProxyError> {
-    let text = std::str::from_utf8(body).map_err(|e| {
-        ProxyError::BadRequest(format!(
-            "Invalid {which} request: the body is not UTF-8 ({e})"
-        ))
-    })?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ProxyError::invalid(which, format!("the body is not UTF-8 ({e})")))?;
     if text.bytes().find(|b| !is_json_space(*b)) != Some(b'{') {
-        return Err(ProxyError::BadRequest(format!(
-            "Invalid {which} request: the body must be a JSON object"
-        )));
+        return Err(ProxyError::invalid(which, "the body must be a JSON object"));
     }
     Ok(text)
 }
@@ -161,10 +156,10 @@ fn millis(raw: &serde_json::value::RawValue) -> Option<u64> {
 /// Checks that the body is one JSON object (in a single pass that builds nothing but the
 /// deadline) and folds it onto one line, in place: inside valid JSON a line break can only be
 /// whitespace, so replacing it with a space changes nothing else.
-pub fn prepare_run(mut body: BytesMut) -> Result<Run, ProxyError> {
+pub fn parse_run(mut body: BytesMut) -> Result<Run, ProxyError> {
     let text = object_text(&body, "/run")?;
-    let envelope: RunEnvelope = serde_json::from_str(text)
-        .map_err(|e| ProxyError::BadRequest(format!("Invalid /run request: {e}")))?;
+    let envelope: RunEnvelope =
+        serde_json::from_str(text).map_err(|e| ProxyError::invalid("/run", e))?;
     let deadline = envelope.deadline.and_then(millis);
     let deadline = deadline.map(|at| {
         let now = SystemTime::now()
@@ -231,18 +226,18 @@ mod tests {
 
     #[test]
     fn run_bodies_become_one_line() {
-        let run = prepare_run(BytesMut::from(
+        let run = parse_run(BytesMut::from(
             &b"{\"value\":\n {\"a\": \"b\"},\r\n \"deadline\": \"1\"}"[..],
         ))
         .unwrap();
         assert!(!run.line.contains(&b'\n'));
         assert_eq!(run.deadline, Some(Duration::ZERO));
-        assert!(prepare_run(BytesMut::from(&b"[1]"[..])).is_err());
-        assert!(prepare_run(BytesMut::from(&b"{\"value\":"[..])).is_err());
-        assert!(prepare_run(BytesMut::from(&b"{} {}"[..])).is_err());
-        assert!(prepare_run(BytesMut::from(&b"{\"value\":\"\xfe\"}"[..])).is_err());
-        assert!(prepare_run(BytesMut::from(&b"\x0c{}"[..])).is_err());
-        let odd = prepare_run(BytesMut::from(&b"{\"deadline\":true}"[..])).unwrap();
+        assert!(parse_run(BytesMut::from(&b"[1]"[..])).is_err());
+        assert!(parse_run(BytesMut::from(&b"{\"value\":"[..])).is_err());
+        assert!(parse_run(BytesMut::from(&b"{} {}"[..])).is_err());
+        assert!(parse_run(BytesMut::from(&b"{\"value\":\"\xfe\"}"[..])).is_err());
+        assert!(parse_run(BytesMut::from(&b"\x0c{}"[..])).is_err());
+        let odd = parse_run(BytesMut::from(&b"{\"deadline\":true}"[..])).unwrap();
         assert_eq!(odd.deadline, None);
     }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::error::StartupError;
 use crate::language::Language;
 
 const MIB: u64 = 1024 * 1024;
@@ -25,7 +26,11 @@ pub struct Flags {
 
 impl Flags {
     /// Accepts `-flag`, `--flag`, `--flag value` and `--flag=value`.
-    pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Flags, String> {
+    pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Flags, StartupError> {
+        Flags::read(args).map_err(StartupError::Flag)
+    }
+
+    fn read<I: IntoIterator<Item = String>>(args: I) -> Result<Flags, String> {
         let mut flags = Flags::default();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -107,9 +112,10 @@ pub struct Settings {
     /// proxy's `PATH` once, at start, so that an action's `PATH` cannot hide it later.
     pub interpreter: PathBuf,
     pub debug: bool,
-    pub version: bool,
+    /// `-compile MAIN`: build the action read on stdin instead of serving.
     pub compile: Option<String>,
-    pub compile_env: Option<String>,
+    /// `-env JSON`: the environment of `-compile`'s compiler and installers, parsed at start.
+    pub compile_env: Vec<(String, String)>,
     /// `OW_WAIT_FOR_ACK`, as set: executables must answer `{"ok":true}` before `/init`
     /// succeeds, and they see the value as `__OW_WAIT_FOR_ACK`.
     pub wait_for_ack: Option<String>,
@@ -145,8 +151,9 @@ pub struct Settings {
 
 impl Settings {
     /// Settings from the flags, the process environment and the working directory.
-    pub fn load(flags: Flags) -> Result<Settings, String> {
-        let workdir = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
+    pub fn load(flags: Flags) -> Result<Settings, StartupError> {
+        let workdir = std::env::current_dir()
+            .map_err(|e| StartupError::Io("no working directory".into(), e))?;
         let env = std::env::vars_os().map(|(k, v)| {
             (
                 k.to_string_lossy().into_owned(),
@@ -162,8 +169,15 @@ impl Settings {
         flags: Flags,
         env: impl IntoIterator<Item = (String, String)>,
         workdir: PathBuf,
+    ) -> Result<Settings, StartupError> {
+        Settings::read(flags, env.into_iter().collect(), workdir).map_err(StartupError::Setting)
+    }
+
+    fn read(
+        flags: Flags,
+        env: BTreeMap<String, String>,
+        workdir: PathBuf,
     ) -> Result<Settings, String> {
-        let env: BTreeMap<String, String> = env.into_iter().collect();
         let vars = Vars(&env);
         let var = |name: &str| vars.get(name);
         let runtime_name = flags
@@ -216,9 +230,13 @@ impl Settings {
                 env.get("PATH").map(String::as_str),
             ),
             debug: flags.debug,
-            version: flags.version,
             compile: flags.compile,
-            compile_env: flags.env,
+            compile_env: match &flags.env {
+                Some(json) => {
+                    crate::request::parse_env(json).map_err(|e| format!("-env: {}", e.message()))?
+                }
+                None => Vec::new(),
+            },
             wait_for_ack,
             execution_env: var("OW_EXECUTION_ENV"),
             log_init_error: vars.flag("OW_LOG_INIT_ERROR", false)?,
@@ -314,7 +332,7 @@ fn find_program(name: &str, path: Option<&str>) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Flags, String> {
+    fn parse(args: &[&str]) -> Result<Flags, StartupError> {
         Flags::parse(args.iter().map(|s| s.to_string()))
     }
 
@@ -396,7 +414,7 @@ mod tests {
             ("OW_LOG_INIT_ERROR", "2"),
         ] {
             let bad = vec![(name.to_string(), value.to_string())];
-            let error = load(Flags::default(), bad).unwrap_err();
+            let error = load(Flags::default(), bad).unwrap_err().to_string();
             assert!(error.contains(name), "{error}");
         }
         for (value, on) in [

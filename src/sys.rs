@@ -7,7 +7,7 @@ use std::process::Command;
 
 /// Arranges for `fd` to be the child's file descriptor 3 (the ActionLoop answer channel), and
 /// for the child to be killed if the proxy dies first, so no interpreter outlives it.
-pub fn prepare(command: &mut Command, fd: RawFd) {
+pub fn setup_child(command: &mut Command, fd: RawFd) {
     // Compared after prctl below: as PID 1 in a container, a parent of 1 is no proof of death.
     let proxy = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the forked child before exec and only makes

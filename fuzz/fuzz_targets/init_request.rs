@@ -1,6 +1,6 @@
 //! The request bodies, as the invoker (or anyone who can reach the port) sends them:
 //! `/init` through `parse_init` (and the base64 decoding of its code), `/run` through
-//! `prepare_run`. Neither may panic, and what they accept must keep its promises: a JSON
+//! `parse_run`. Neither may panic, and what they accept must keep its promises: a JSON
 //! object, its environment usable, and the `/run` line the very same JSON on one line.
 
 #![no_main]
@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The body, as the HTTP server hands it over: a buffer of its own.
-    let prepared = actionloop::request::prepare_run(data.into());
+    let prepared = actionloop::request::parse_run(data.into());
     if let Ok(run) = prepared {
         // One line for the child, and still the very same JSON object.
         assert!(!run.line.contains(&b'\n') && !run.line.contains(&b'\r'));
@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(
             known::json(data),
             Json::Object,
-            "prepare_run accepted a body that is not a JSON object"
+            "parse_run accepted a body that is not a JSON object"
         );
         // Folding changed nothing but whitespace: compare as values where serde_json can.
         assert_eq!(

@@ -2,9 +2,9 @@
 //! new ones: `ACTIONLOOP_FUZZ_KNOWN=utf8,formfeed,init-array`. Unset (the default), every
 //! target checks the whole contract.
 //!
-//! - `utf8`: bytes that are not UTF-8 inside a JSON string pass `classify` and `prepare_run`
+//! - `utf8`: bytes that are not UTF-8 inside a JSON string pass `check` and `parse_run`
 //!   (and `parse_init` outside `value`): they skip what they do not keep, unchecked.
-//! - `formfeed`: `classify` skips leading form feeds (and vertical tabs: ASCII whitespace,
+//! - `formfeed`: `check` skips leading form feeds (and vertical tabs: ASCII whitespace,
 //!   not JSON whitespace) before it checks, then passes the line on with them.
 //! - `init-array`: `parse_init` takes a JSON array as the body (`[{"code": ..}]` is read as
 //!   `{"value": {"code": ..}}`), as serde reads a struct from a sequence.

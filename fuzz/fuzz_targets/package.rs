@@ -69,15 +69,15 @@ fuzz_target!(|data: &[u8]| {
         "written next to the action folder"
     );
     match (kind, &result) {
-        (Kind::Source, Ok(Layout::File(name))) => {
+        (Kind::Plain, Ok(Layout::File(name))) => {
             assert_eq!(name, "main.py");
             assert_eq!(fs::read(inner.join("main.py")).expect("the source"), data);
         }
-        (Kind::Source, other) => panic!("a source file must be saved as it is: {other:?}"),
+        (Kind::Plain, other) => panic!("a source file must be saved as it is: {other:?}"),
         (_, Ok(layout)) => assert_eq!(*layout, Layout::Archive),
         (_, Err(_)) => {}
     }
-    if kind != Kind::Source {
+    if kind != Kind::Plain {
         let (bytes, entries) = tally(&inner);
         assert!(
             bytes <= UNPACKED,

@@ -93,19 +93,6 @@ pub enum ChildError {
     Io(io::Error),
 }
 
-impl fmt::Display for ChildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ChildError::Exited(exit) => write!(f, "command exited ({exit})"),
-            ChildError::TooLong(limit) => write!(
-                f,
-                "the action's answer is longer than {limit} bytes (OW_MAX_RESULT_BYTES)"
-            ),
-            ChildError::Io(e) => write!(f, "cannot talk to the action: {e}"),
-        }
-    }
-}
-
 pub struct Child {
     pid: u32,
     stdin: tokio_pipe::Sender,
@@ -137,7 +124,7 @@ impl Child {
             .stdout(Stdio::from(stdout_write))
             .stderr(Stdio::from(stderr_write))
             .process_group(0);
-        sys::prepare(&mut command, answer_write.as_raw_fd());
+        sys::setup_child(&mut command, answer_write.as_raw_fd());
         let mut command = tokio::process::Command::from(command);
         let mut process = reaper::spawn(|| command.spawn(), |p| p.id().unwrap_or(0))?;
         // The child has its copies now; ours must go, or the pipes would never report its end.
@@ -269,14 +256,9 @@ impl Child {
         }
     }
 
-    /// Frames the logs of the activation that just ended.
-    pub async fn frame_logs(&self, until: Option<tokio::time::Instant>) {
-        self.logs.frame(None, until).await;
-    }
-
-    /// Frames the logs of a failed start, the proxy's explanation after the child's own output.
-    pub async fn frame_logs_explained(&self, why: &str) {
-        self.logs.frame(Some(why), None).await;
+    /// The child's stdout and stderr, as they are copied to the proxy's.
+    pub fn logs(&self) -> &ChildLogs {
+        &self.logs
     }
 
     /// Kills the child and everything it started, in its process group or out of it.

@@ -12,7 +12,6 @@
 mod conn;
 
 use std::future::Future;
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,8 +20,8 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::error::ProxyError;
-use crate::proxy::Proxy;
+use crate::error::{ProxyError, StartupError};
+use crate::service::Service;
 use crate::settings::Settings;
 
 /// One answer: a status and its JSON body.
@@ -49,7 +48,7 @@ impl From<ProxyError> for Answer {
 
 /// What the connections need to know, fixed at start.
 struct Server {
-    proxy: Arc<Proxy>,
+    proxy: Arc<Service>,
     body_limit: u64,
     head_timeout: Duration,
     idle_timeout: Duration,
@@ -113,15 +112,17 @@ impl Server {
 /// children have been killed: long enough to frame their logs and send their answers.
 const LAST_WORDS: Duration = Duration::from_secs(3);
 
-/// Serves on `listener` until `shutdown` resolves. Then it stops accepting, closes the
-/// connections that wait for a request, lets the requests being answered finish for up to the
-/// grace period, kills every child (so those still running end with an answer of their own),
-/// and returns.
+/// Serves the protocol on `listener` until `shutdown` resolves. Then it stops accepting,
+/// closes the connections that wait for a request, lets the requests being answered finish
+/// for up to the grace period, kills every child (so those still running end with an answer
+/// of their own), and returns.
 pub async fn serve(
     listener: TcpListener,
-    proxy: Arc<Proxy>,
+    settings: Settings,
     shutdown: impl Future<Output = ()>,
-) -> io::Result<()> {
+) -> Result<(), StartupError> {
+    let proxy = Arc::new(Service::new(settings)?);
+    proxy.prewarm().await;
     let settings: &Settings = proxy.settings();
     let grace = settings.shutdown_grace;
     let server = Arc::new(Server {

@@ -17,6 +17,10 @@ use std::time::Duration;
 
 pub use pump::ChildLogs;
 
+use tokio::time::Instant;
+
+use crate::child::Child;
+
 pub const SENTINEL: &str = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
 
 /// Switches both streams to non-blocking writes. Runs once, inside the runtime.
@@ -52,12 +56,21 @@ pub async fn flush(limit: Duration) {
     output::stderr().flush(limit).await;
 }
 
-/// Ends the logs of an activation that had no child to drain: the proxy's explanation on
-/// stderr, then the sentinel on both streams.
-pub fn frame_without_child(why: &str) {
-    output::stderr().line(why);
-    output::stdout().line(SENTINEL);
-    output::stderr().line(SENTINEL);
+/// Ends an activation's logs: what its child wrote (when it had one), then the proxy's
+/// explanation (when there is one) on stderr, then the sentinel on each stream. This is the
+/// one place where an activation's logs are framed; see [`pump::ChildLogs::frame`] for how
+/// long it may wait for a slow log reader (`until`).
+pub async fn end_activation(child: Option<&Child>, note: Option<&str>, until: Option<Instant>) {
+    match child {
+        Some(child) => child.logs().frame(note, until).await,
+        None => {
+            if let Some(note) = note {
+                output::stderr().line(note);
+            }
+            output::stdout().line(SENTINEL);
+            output::stderr().line(SENTINEL);
+        }
+    }
 }
 
 /// Marks an activation (a `/run`, or an `/init` attempt) as running, from its start until its

@@ -8,7 +8,6 @@ mod sink;
 mod targz;
 mod zip;
 
-use std::fmt;
 use std::path::Path;
 
 use base64::Engine;
@@ -18,7 +17,8 @@ use crate::settings::Limits;
 /// What the bytes of a package are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    Source,
+    /// A single file of source text (or an executable).
+    Plain,
     Zip,
     TarGz,
 }
@@ -32,7 +32,7 @@ impl Kind {
         } else if bytes.starts_with(b"\x1f\x8b\x08") {
             Kind::TarGz
         } else {
-            Kind::Source
+            Kind::Plain
         }
     }
 }
@@ -57,26 +57,6 @@ pub enum PackageError {
         error: std::io::Error,
     },
 }
-
-impl fmt::Display for PackageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PackageError::Base64(e) => write!(f, "the code is not valid base64: {e}"),
-            PackageError::Corrupt { format, detail } => {
-                write!(f, "the {format} archive is corrupt: {detail}")
-            }
-            PackageError::Unsafe { entry, why } => {
-                write!(f, "refused archive entry '{entry}': {why}")
-            }
-            PackageError::TooLarge(what) => write!(f, "the archive is too large: {what}"),
-            PackageError::Io { entry, error } => {
-                write!(f, "could not write archive entry '{entry}': {error}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for PackageError {}
 
 /// Turns the `code` field into bytes: base64-decoded when `binary` is set. Code that lies in
 /// the request body is decoded where it lies (base64 is longer than what it encodes, so the
@@ -175,7 +155,7 @@ pub fn unpack(
     limits: &Limits,
 ) -> Result<Layout, PackageError> {
     match Kind::detect(bytes) {
-        Kind::Source => {
+        Kind::Plain => {
             let path = dir.join(source_name);
             std::fs::write(&path, bytes).map_err(|error| PackageError::Io {
                 entry: source_name.to_string(),
@@ -205,8 +185,8 @@ mod tests {
         assert_eq!(Kind::detect(b"PK\x03\x04rest"), Kind::Zip);
         assert_eq!(Kind::detect(b"PK\x05\x06"), Kind::Zip);
         assert_eq!(Kind::detect(b"\x1f\x8b\x08\x00"), Kind::TarGz);
-        assert_eq!(Kind::detect(b"def main(args): pass"), Kind::Source);
-        assert_eq!(Kind::detect(b""), Kind::Source);
+        assert_eq!(Kind::detect(b"def main(args): pass"), Kind::Plain);
+        assert_eq!(Kind::detect(b""), Kind::Plain);
     }
 
     fn decoded(text: &str, binary: bool) -> Result<Vec<u8>, PackageError> {

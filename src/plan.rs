@@ -1,6 +1,6 @@
 //! From unpacked code to a way of starting it: an executable that speaks ActionLoop itself
 //! (a precompiled zip, a script with `#!`), code built by `OW_COMPILER` into one, or source
-//! for the runtime's embedded launcher.
+//! for the language's embedded launcher.
 //!
 //! Shared by `/init` and by `-compile`, so that an offline build is exactly what `/init`
 //! would have run.
@@ -11,9 +11,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::action::{Ack, Launch};
+use crate::action::{Ready, Recipe};
 use crate::child::Spec;
-use crate::error::{self, ProxyError};
+use crate::error::ProxyError;
 use crate::package::Layout;
 use crate::settings::Settings;
 
@@ -119,7 +119,7 @@ pub fn plan(
         return Ok(Plan::Executable(exec));
     }
     if let Some(compiler) = &settings.compiler {
-        let built = compile(settings, compiler, main, folders, env)?;
+        let built = build(settings, compiler, main, folders, env)?;
         check_execution_env(settings, &folders.bin)?;
         return Ok(Plan::Executable(built));
     }
@@ -133,7 +133,7 @@ pub fn plan(
 fn make_executable(path: &Path) -> Result<(), ProxyError> {
     // Zips made on other systems carry no mode bits.
     fs::set_permissions(path, fs::Permissions::from_mode(0o755))
-        .map_err(|e| ProxyError::Locate(format!("cannot make {} executable: {e}", path.display())))
+        .map_err(|e| ProxyError::cannot_make_executable(path, e))
 }
 
 /// `OW_EXECUTION_ENV`: a prebuilt action must say it was built for this image.
@@ -145,19 +145,12 @@ fn check_execution_env(settings: &Settings, folder: &Path) -> Result<(), ProxyEr
     if found.trim() == expected.trim() {
         return Ok(());
     }
-    Err(ProxyError::InitFailed(
-        error::ENV_MISMATCH,
-        format!(
-            "Expected '{}', the action says '{}'.",
-            expected.trim(),
-            found.trim()
-        ),
-    ))
+    Err(ProxyError::env_mismatch(expected.trim(), found.trim()))
 }
 
-/// Runs `$OW_COMPILER <main> <src> <bin>`. As with the Go proxy, a compiler that prints
-/// anything has failed, whatever its exit status.
-fn compile(
+/// Builds the action: `$OW_COMPILER <main> <src> <bin>`. As with the Go proxy, a compiler
+/// that prints anything has failed, whatever its exit status.
+fn build(
     settings: &Settings,
     compiler: &Path,
     main: &str,
@@ -179,25 +172,19 @@ fn compile(
         .envs(action_env(settings, env))
         .stdin(Stdio::null());
     let output = crate::child::reaper::output(&mut command)
-        .map_err(|e| ProxyError::Locate(format!("cannot run {}: {e}", compiler.display())))?;
+        .map_err(|e| ProxyError::compiler_cannot_run(compiler, e))?;
     let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
     printed.push_str(&String::from_utf8_lossy(&output.stderr));
     let printed = printed.trim();
     if !printed.is_empty() {
-        return Err(ProxyError::Locate(printed.to_string()));
+        return Err(ProxyError::compiler_said(printed));
     }
     if !output.status.success() {
-        return Err(ProxyError::Locate(format!(
-            "the compiler failed ({}) without saying why",
-            output.status
-        )));
+        return Err(ProxyError::compiler_failed(output.status));
     }
     let exec = folders.bin.join("exec");
     if !exec.is_file() {
-        return Err(ProxyError::Locate(format!(
-            "the compiler left no {}",
-            exec.display()
-        )));
+        return Err(ProxyError::compiler_left_nothing(&exec));
     }
     make_executable(&exec)?;
     Ok(exec)
@@ -231,19 +218,19 @@ pub fn child_env(settings: &Settings, env: &[(String, String)]) -> Vec<(String, 
     all
 }
 
-/// How to start each child, once the plan is made.
-pub fn launch(
+/// How to make each child, once the plan is made.
+pub fn recipe(
     settings: &Settings,
     launcher: &Path,
     plan: &Plan,
     folders: &Folders,
     main: &str,
     env: &[(String, String)],
-) -> Launch {
+) -> Recipe {
     let child_env = child_env(settings, env);
     match plan {
         Plan::Executable(exec) => {
-            Launch {
+            Recipe {
                 spec: Spec {
                     program: exec.clone(),
                     args: Vec::new(),
@@ -253,10 +240,10 @@ pub fn launch(
                     env: child_env,
                 },
                 init_line: None,
-                ack: if settings.wait_for_ack.is_some() {
-                    Ack::Required
+                ready: if settings.wait_for_ack.is_some() {
+                    Ready::Ack
                 } else {
-                    Ack::None
+                    Ready::Settled
                 },
                 answer_limit: settings.limits.result_bytes,
             }
@@ -272,10 +259,10 @@ pub fn launch(
                 "main": main,
                 "env": env_map,
             });
-            Launch {
+            Recipe {
                 spec: launcher_spec(settings, launcher, &folders.code, child_env),
                 init_line: Some(line.to_string().into_bytes()),
-                ack: Ack::Launcher,
+                ready: Ready::LauncherAck,
                 answer_limit: settings.limits.result_bytes,
             }
         }

@@ -1,5 +1,5 @@
-//! The proxy's state across requests: the interpreter kept warm for the next `/init`, the
-//! initialised action, and how `/init` turns a code package into a running child.
+//! The two operations of the protocol, `/init` and `/run`, and the state across them: the
+//! interpreter kept warm for the next `/init`, and the initialised action.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,18 +8,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::action::Action;
+use crate::action::{Action, Failed};
 use crate::child::Child;
-use crate::error::ProxyError;
+use crate::error::{ALREADY_INITIALIZED, ProxyError, StartupError};
 use crate::logs;
 use crate::package;
-use crate::prepare::{self, Folders, Plan};
+use crate::plan::{self, Folders, Plan};
 use crate::request;
 use crate::settings::Settings;
 
-pub struct Proxy {
+pub struct Service {
     settings: Arc<Settings>,
-    /// The runtime's launcher, written out at start.
+    /// The language's launcher, written out at start.
     launcher: PathBuf,
     /// A launcher already started and waiting for code, so `/init` skips interpreter start.
     prewarmed: Mutex<Option<Child>>,
@@ -29,15 +29,17 @@ pub struct Proxy {
     next_folder: AtomicU64,
 }
 
-impl Proxy {
+impl Service {
     /// Writes the launcher next to the action folders. Needs no runtime.
-    pub fn new(settings: Settings) -> Result<Proxy, String> {
+    pub fn new(settings: Settings) -> Result<Service, StartupError> {
         let root = settings.action_root();
-        let launcher = settings
-            .runtime
-            .install_launcher(&root)
-            .map_err(|e| format!("cannot write the launcher into {}: {e}", root.display()))?;
-        Ok(Proxy {
+        let launcher = settings.runtime.install_launcher(&root).map_err(|e| {
+            StartupError::Io(
+                format!("cannot write the launcher into {}", root.display()),
+                e,
+            )
+        })?;
+        Ok(Service {
             settings: Arc::new(settings),
             launcher,
             prewarmed: Mutex::new(None),
@@ -62,11 +64,11 @@ impl Proxy {
         if slot.as_ref().is_some_and(|c| c.exited().is_none()) {
             return;
         }
-        let spec = prepare::launcher_spec(
+        let spec = plan::launcher_spec(
             &self.settings,
             &self.launcher,
             &self.settings.action_root(),
-            prepare::child_env(&self.settings, &[]),
+            plan::child_env(&self.settings, &[]),
         );
         match Child::spawn(&spec) {
             Ok(child) => *slot = Some(child),
@@ -84,7 +86,8 @@ impl Proxy {
         child.exited().is_none().then_some(child)
     }
 
-    /// Handles `/init`.
+    /// Handles `/init`. A failure that is the action's ends the attempt's logs, here and
+    /// nowhere else; a failed attempt does not count, and leaves no files.
     pub async fn init(self: &Arc<Self>, body: BytesMut) -> Result<(), ProxyError> {
         if self.action.initialized() {
             return Err(self.refuse_second_init());
@@ -93,38 +96,45 @@ impl Proxy {
         if self.action.initialized() {
             return Err(self.refuse_second_init());
         }
-        let result = {
-            let _attempt = logs::Activation::begin();
-            self.try_init(body).await
-        };
-        match &result {
-            Ok(()) => {
+        let attempt = logs::Activation::begin();
+        let outcome = self.attempt(body).await;
+        let outcome = match outcome {
+            Ok(action) => {
                 // The warm interpreter was used, or it is of no use now.
                 self.prewarmed.lock().await.take();
+                self.action
+                    .set(action)
+                    .map_err(|_| ProxyError::AlreadyInitialized)
             }
-            Err(_) => {
+            Err(Failed { error, child }) => {
+                if error.is_actions_fault(self.settings.log_init_error) {
+                    logs::end_activation(child.as_ref(), Some(&error.cause()), None).await;
+                }
+                drop(child);
                 let this = Arc::clone(self);
                 tokio::spawn(async move { this.prewarm().await });
+                Err(error)
             }
-        }
-        result
+        };
+        drop(attempt);
+        outcome
     }
 
     /// The Go proxy also logs a refused second `/init`; it belongs to no activation.
     fn refuse_second_init(&self) -> ProxyError {
-        logs::proxy_line(format!("{}\n", crate::error::ALREADY_INITIALIZED).as_bytes());
+        logs::proxy_line(format!("{ALREADY_INITIALIZED}\n").as_bytes());
         ProxyError::AlreadyInitialized
     }
 
-    async fn try_init(&self, body: BytesMut) -> Result<(), ProxyError> {
+    /// From the `/init` body to a ready action, in a fresh folder that is removed again if
+    /// the attempt fails: on a small disk, its files would make the next attempt fail too.
+    async fn attempt(&self, body: BytesMut) -> Result<Action, Failed> {
         let mut init = request::parse_init(&body)?;
         let code = init.code.take().ok_or(ProxyError::MissingCode)?;
-        let bytes = package::decode(body, code, init.binary)?;
+        let bytes = package::decode(body, code, init.binary).map_err(ProxyError::from)?;
         let folder = self.new_folder()?;
         let started = self.start_in(&folder, &init, bytes).await;
         if started.is_err() {
-            // A failed attempt leaves nothing behind: on a small disk, its files would make
-            // the next attempt fail too.
             let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&folder));
             if let Ok(Err(e)) = removed.await {
                 tracing::warn!("cannot remove a failed action's files: {e}");
@@ -139,7 +149,7 @@ impl Proxy {
         folder: &Path,
         init: &request::Init,
         bytes: BytesMut,
-    ) -> Result<(), ProxyError> {
+    ) -> Result<Action, Failed> {
         let folders = Folders::in_attempt(folder, &self.settings);
         let plan = {
             let settings = Arc::clone(&self.settings);
@@ -149,20 +159,14 @@ impl Proxy {
                 folders
                     .create()
                     .map_err(|e| ProxyError::storage(&folders.code, e))?;
-                let name = prepare::source_name(&settings);
+                let name = plan::source_name(&settings);
                 let layout = package::unpack(&bytes, &folders.code, name, &settings.limits)?;
-                prepare::plan(&settings, &folders, &layout, &main, &env)
+                plan::plan(&settings, &folders, &layout, &main, &env)
             })
             .await
-            .map_err(|e| ProxyError::Internal(e.to_string()))?
+            .map_err(ProxyError::internal)??
         };
-        let plan = plan.inspect_err(|e| {
-            // Failures past the door are the action's: its logs must say why, then end.
-            if e.frames_init(self.settings.log_init_error) {
-                logs::frame_without_child(&e.cause());
-            }
-        })?;
-        let launch = prepare::launch(
+        let recipe = plan::recipe(
             &self.settings,
             &self.launcher,
             &plan,
@@ -174,20 +178,8 @@ impl Proxy {
             Plan::Launcher { .. } => self.take_prewarmed(&init.env).await,
             Plan::Executable(_) => None,
         };
-        // The pool's other children load in parallel with the first.
-        let mut others = tokio::task::JoinSet::new();
-        for _ in 1..self.settings.concurrency {
-            let launch = launch.clone();
-            others.spawn(async move { launch.start(None).await });
-        }
-        let mut children = vec![launch.start(first).await?];
-        while let Some(started) = others.join_next().await {
-            children.push(started.map_err(|e| ProxyError::Internal(e.to_string()))??);
-        }
-        let action = Action::new(launch, children);
-        self.action
-            .set(action)
-            .map_err(|_| ProxyError::AlreadyInitialized)
+        let children = recipe.start_pool(first, self.settings.concurrency).await?;
+        Ok(Action::new(recipe, children))
     }
 
     /// A fresh `action/<n>` folder.
@@ -208,7 +200,7 @@ impl Proxy {
     pub async fn run(&self, body: BytesMut) -> Result<Bytes, ProxyError> {
         let action = self.action.get().ok_or(ProxyError::NoAction)?;
         let arrived = tokio::time::Instant::now();
-        let run = request::prepare_run(body)?;
+        let run = request::parse_run(body)?;
         let deadline = run
             .deadline
             .filter(|_| self.settings.enforce_deadline)
