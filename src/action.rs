@@ -40,7 +40,7 @@ pub struct Recipe {
 /// output goes into the failed activation's logs before the explanation.
 pub struct Failed {
     pub error: ProxyError,
-    pub child: Option<Child>,
+    pub child: Option<Box<Child>>,
 }
 
 impl From<ProxyError> for Failed {
@@ -73,7 +73,7 @@ impl Recipe {
                 child.kill();
                 Err(Failed {
                     error,
-                    child: Some(child),
+                    child: Some(Box::new(child)),
                 })
             }
         }
@@ -209,7 +209,7 @@ impl Action {
                 Ok(child) => *slot = Some(child),
                 Err(failed) => {
                     let cause = failed.error.cause();
-                    logs::end_activation(failed.child.as_ref(), Some(&cause), deadline).await;
+                    logs::end_activation(failed.child.as_deref(), Some(&cause), deadline).await;
                     return Err(failed.error);
                 }
             }

@@ -33,11 +33,11 @@ fn build(settings: &Settings, main: &str) -> Result<(), String> {
     let name = plan::source_name(settings);
     let layout = package::unpack(&input, &folders.code, name, &settings.limits)
         .map_err(|e| e.to_string())?;
-    let plan = plan::plan(settings, &folders, &layout, main, &env).map_err(|e| e.message())?;
+    let plan = plan::plan(settings, &folders, &layout, main, env).map_err(|e| e.message())?;
     let root = match &plan {
         Plan::Executable(exec) => exec.parent().unwrap_or(&folders.code).to_path_buf(),
         Plan::Launcher { file } => {
-            install_dependencies(settings.runtime, &folders.code, &env)?;
+            install_dependencies(settings.runtime, &folders.code, env)?;
             write_exec(settings.runtime, &folders.code, main, file.as_deref())
                 .map_err(|e| format!("cannot write exec: {e}"))?;
             folders.code.clone()

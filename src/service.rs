@@ -108,7 +108,7 @@ impl Service {
             }
             Err(Failed { error, child }) => {
                 if error.is_actions_fault(self.settings.log_init_error) {
-                    logs::end_activation(child.as_ref(), Some(&error.cause()), None).await;
+                    logs::end_activation(child.as_deref(), Some(&error.cause()), None).await;
                 }
                 drop(child);
                 let this = Arc::clone(self);
