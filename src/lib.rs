@@ -8,33 +8,36 @@
 //!
 //! - [`settings`]: flags and environment, read once into one struct.
 //! - [`compile`]: `-compile`, the offline build of a ready-to-run zip.
-//! - [`http`]: the HTTP surface and the server's life (listen, stop on SIGTERM).
-//! - [`error`]: every failure answer, with its status code and exact text.
+//! - `http`: the HTTP/1.1 server and its life (listen, stop on a signal).
+//! - [`error`]: every failure, with its HTTP status and exact text; startup errors.
 //! - [`request`]: the `/init` and `/run` bodies, checked at the door.
-//! - [`proxy`]: the state across requests, and `/init` from package to running child.
+//! - `service`: `/init` and `/run`, and the state across them (prewarmed interpreter, action).
 //! - [`package`]: decoding and safely unpacking the code (source, zip, tar.gz).
-//! - [`prepare`]: from unpacked code to what to start: executable, compiler output or launcher.
+//! - `plan`: from unpacked code to what to start: executable, compiler output or launcher.
 //! - [`language`]: the built-in languages, one table entry each, with their embedded
 //!   launchers (`runtimes/`).
+//! - `action`: an initialised action's children, starting them and running activations.
 //! - [`answer`]: what an action may answer, checked and passed on as it is.
-//! - [`action`]: an initialised action's children, starting them and running activations.
-//! - [`child`]: one child process and its pipes.
-//! - [`logs`]: copying the child's stdout and stderr, and the end-of-activation sentinels.
-//! - [`memory`]: allocator tuning that keeps big activations off fresh pages.
+//! - `child`: one child process, its pipes, and the reaper of orphans.
+//! - `logs`: the proxy's stdout and stderr, the children's output, the sentinels.
+//! - `memory`: allocator tuning that keeps big activations off fresh pages.
+//! - `sys`: the few system calls std does not wrap, each in one small function.
+//!
+//! The public modules are what the binary, the tests and the fuzzers use; the rest is private.
 
-pub mod action;
+mod action;
 pub mod answer;
-pub mod child;
+mod child;
 pub mod compile;
 pub mod error;
-pub mod http;
+mod http;
 pub mod language;
-pub mod logs;
-pub mod memory;
+mod logs;
+mod memory;
 pub mod package;
-pub mod plan;
+mod plan;
 pub mod request;
-pub mod service;
+mod service;
 pub mod settings;
 mod sys;
 
