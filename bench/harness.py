@@ -1,0 +1,605 @@
+"""The bench's machinery: processes, clients, timing loops and what /proc and strace tell.
+
+Nothing here knows what is measured or what the targets are (measure.py, report.py).
+
+Processes:  Proxy (target/release/actionloop), Hop (examples/hop.rs, the HTTP floor), PipeLoop
+            (a program speaking ActionLoop's pipes: the floor loop, the repo's launcher, hop --pipe).
+Clients:    Client, one lean HTTP/1.1 client for the proxy and the hop alike, either on one
+            kept connection or on a fresh connection per request.
+Timing:     interleave(), rounds of batches where every contender takes its turn.
+/proc:      cpu_us(), status_kib(), children(), environ().
+strace:     Strace, attached to a running process, counting its system calls.
+"""
+
+import fcntl
+import gc
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KIB = 1024
+MIB = 1024 * 1024
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    """The bench itself broke (a process died, an answer was wrong): the run stops."""
+
+
+# ---------------------------------------------------------------------------------------------
+# /proc
+
+
+def cpu_us(pid):
+    """utime + stime of process `pid` (all its threads, not its children), in µs.
+
+    /proc/PID/stat counts in clock ticks (10 ms here): a run must be long enough for its delta
+    to dwarf that (see measure.cpu_per_activation)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) * 1e6 / CLK_TCK
+
+
+def cpu_ns_precise(pid):
+    """The same from /proc/PID/task/*/schedstat, in ns: threads alive now only, but exact."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def status_kib(pid, field):
+    """A kB field of /proc/PID/status (VmRSS, VmHWM, ...), in KiB, or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def children(pid):
+    """The pids of the direct children of `pid`."""
+    out = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out.extend(int(x) for x in f.read().split())
+    except OSError:
+        pass
+    return out
+
+
+def environ(pid):
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+def tracer_pid(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the machine and the interpreters
+
+
+def first_line(argv):
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0].strip() if text else None
+
+
+def resolve_interpreter(name, ask):
+    """The real executable behind `name` on PATH, asked of the interpreter itself (`ask` makes
+    it print its own path): a shim in front of it, such as pyenv's bash script for python3,
+    would add tens of ms to every start. Returns (path, how it was found) or (None, why)."""
+    found = shutil.which(name)
+    if found is None:
+        return None, "%s not found on PATH" % name
+    real = first_line([found] + ask)
+    if real and os.path.isabs(real) and os.access(real, os.X_OK):
+        how = "asked %s" % found if os.path.realpath(found) != os.path.realpath(real) else "on PATH"
+        return real, how
+    return os.path.realpath(found), "resolved %s (the interpreter did not say its path)" % found
+
+
+def machine():
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_mib": mem,
+        "kernel": platform.release(),
+        "system": platform.platform(),
+        "bench_python": platform.python_version(),
+    }
+
+
+def git_describe():
+    return first_line(["git", "-C", ROOT, "describe", "--always", "--dirty", "--abbrev=10"])
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def quartiles(xs):
+    """(p25, p75), inclusive method: meaningful from 2 values on."""
+    if len(xs) < 2:
+        return (xs[0], xs[0]) if xs else (float("nan"), float("nan"))
+    q = statistics.quantiles(xs, n=4, method="inclusive")
+    return q[0], q[2]
+
+
+def summary(xs):
+    """Median, quartiles and extremes of a list (round medians, usually)."""
+    p25, p75 = quartiles(xs)
+    return {"median": median(xs), "p25": p25, "p75": p75, "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+# ---------------------------------------------------------------------------------------------
+# processes
+
+
+def _stop(proc, grace=5.0):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proxy:
+    """target/release/actionloop on a free loopback port, working directory a fresh temp dir.
+
+    `spawned` is the perf_counter() reading just before the spawn."""
+
+    def __init__(self, binary, lang, interpreter, env=None):
+        self.dir = tempfile.mkdtemp(prefix="actionloop-bench-")
+        full = dict(os.environ)
+        for k in ("OW_CONCURRENCY", "__OW_ALLOW_CONCURRENT", "RUST_LOG", "OW_PREWARM", "GLIBC_TUNABLES"):
+            full.pop(k, None)
+        full["OW_SHUTDOWN_GRACE_SECONDS"] = "1"
+        full["OW_INTERPRETER"] = interpreter
+        full.update(env or {})
+        self.port = free_port()
+        self.stderr_path = os.path.join(self.dir, "stderr.log")
+        with open(self.stderr_path, "wb") as err:
+            self.spawned = time.perf_counter()
+            # stdout carries only the activation sentinels; stderr is kept for failures.
+            self.proc = subprocess.Popen(
+                [binary, "--port", str(self.port), "--runtime", lang],
+                cwd=self.dir, env=full, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+            )
+        self.pid = self.proc.pid
+
+    def wait_port(self, every=0.001, timeout=15.0):
+        """Connect-retry every `every` s until the port accepts; returns the connected socket."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError("the proxy exited (%s): %s" % (self.proc.returncode, self.stderr()))
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                s.connect(("127.0.0.1", self.port))
+                return s
+            except ConnectionRefusedError:
+                s.close()
+                if time.perf_counter() > deadline:
+                    raise BenchError("the proxy did not open port %d: %s" % (self.port, self.stderr()))
+                time.sleep(every)
+
+    def child(self):
+        kids = children(self.pid)
+        return kids[0] if kids else None
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                text = f.read()[-6000:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+        lines = [l for l in text.splitlines() if l.strip() and "XXX_THE_END_OF_A_WHISK" not in l]
+        return " | ".join(lines[-6:])
+
+    def close(self):
+        _stop(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Hop:
+    """examples/hop.rs: the HTTP floor, answering {"ok":true} or (echo) the request body."""
+
+    def __init__(self, binary, echo):
+        argv = [binary] + (["--echo"] if echo else [])
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("port "):
+            _stop(self.proc)
+            raise BenchError("%s did not start (it said %r)" % (binary, line))
+        self.port = int(line.split()[1])
+        self.pid = self.proc.pid
+
+    def close(self):
+        _stop(self.proc)
+        self.proc.stdout.close()
+
+
+def _grow_pipe(fd):
+    """The proxy grows its pipes to 1 MiB (src/child); the pipe loops get the same."""
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), MIB)
+    except OSError:
+        pass
+
+
+class PipeLoop:
+    """A program on ActionLoop's pipes, driven from here: a line in on its stdin, a line back
+    on its fd 3. The floor loop, the repo's launcher alone, or hop --pipe."""
+
+    def __init__(self, argv, cwd=None, env=None):
+        answers_r, answers_w = os.pipe()
+        _grow_pipe(answers_w)
+        try:
+            # fd 3 of the child must be the write end: pass_fds keeps it when os.pipe() gave 3,
+            # else it is dup2'ed onto 3 after the fork (close_fds off: it would close the new 3;
+            # this process's other descriptors are close-on-exec anyway).
+            self.proc = subprocess.Popen(
+                argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, bufsize=0,
+                pass_fds=(answers_w,) if answers_w == 3 else (),
+                close_fds=answers_w == 3,
+                preexec_fn=None if answers_w == 3 else (lambda: os.dup2(answers_w, 3)),
+            )
+        finally:
+            os.close(answers_w)
+        self.pid = self.proc.pid
+        self.stdin = self.proc.stdin.fileno()
+        _grow_pipe(self.stdin)
+        self.answers = answers_r
+        self.buf = bytearray(64 * KIB)
+
+    def call(self, line):
+        """Sends one line (ending in \\n); returns the answer line without its \\n, as a view
+        into a buffer that the next call reuses. Reads straight into that buffer (a buffered
+        file's readline costs more than the pipes themselves at 1 MiB)."""
+        view = memoryview(line)
+        while view:
+            view = view[os.write(self.stdin, view):]
+        buf, have = self.buf, 0
+        while True:
+            if have == len(buf):
+                buf = self.buf = buf + bytearray(len(buf))
+            n = os.readv(self.answers, [memoryview(buf)[have:]])
+            if n == 0:
+                raise BenchError("%s exited (status %s)" % (self.proc.args[0], self.proc.poll()))
+            end = buf.find(b"\n", have, have + n)
+            have += n
+            if end >= 0:
+                if end != have - 1:
+                    raise BenchError("%s wrote more than one line" % self.proc.args[0])
+                return memoryview(buf)[:end]
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.answers)
+
+
+# ---------------------------------------------------------------------------------------------
+# the client
+
+
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+
+
+class Client:
+    """One lean HTTP/1.1 client, the same for the proxy and the hop. `keep` holds one connection
+    open across requests; without it each request connects, POSTs (Accept: application/json,
+    Content-Length), reads the whole answer and closes, as the OpenWhisk invoker does.
+
+    post() returns (status, body) where body is a memoryview into a buffer reused by the next
+    request: compare or copy it before posting again."""
+
+    def __init__(self, port, keep):
+        self.port = port
+        self.keep = keep
+        self.sock = None
+        self.pending = b""
+        self.buf = bytearray(64 * KIB)
+        self.heads = {}
+
+    def head(self, path, length):
+        key = (path, length)
+        head = self.heads.get(key)
+        if head is None:
+            head = (
+                "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept: application/json\r\n"
+                "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (path, self.port, length)
+            ).encode()
+            self.heads[key] = head
+        return head
+
+    def _connect(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.connect(("127.0.0.1", self.port))
+        return s
+
+    def post(self, path, body):
+        if self.sock is None:
+            self.sock = self._connect()
+            self.pending = b""
+        sock = self.sock
+        try:
+            head = self.head(path, len(body))
+            sent = sock.sendmsg([head, body])
+            if sent < len(head) + len(body):
+                rest = (head + bytes(body))[sent:]
+                sock.sendall(rest)
+            return self._answer(sock)
+        finally:
+            if not self.keep:
+                self.sock = None
+                sock.close()
+
+    def _answer(self, sock):
+        data = self.pending
+        while True:
+            end = data.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            chunk = sock.recv(64 * KIB)
+            if not chunk:
+                raise BenchError("the server closed the connection before answering")
+            data += chunk
+        m = _CONTENT_LENGTH.search(data, 0, end + 2)
+        if m is None:
+            raise BenchError("an answer without Content-Length: %r" % data[:end][:200])
+        status = int(data[9:12])
+        n = int(m.group(1))
+        start = end + 4
+        have = len(data) - start
+        if have >= n:
+            self.pending = data[start + n:]
+            return status, memoryview(data)[start:start + n]
+        if len(self.buf) < n:
+            self.buf = bytearray(n)
+        view = memoryview(self.buf)
+        view[:have] = data[start:]
+        while have < n:
+            k = sock.recv_into(view[have:n], n - have)
+            if k == 0:
+                raise BenchError("the server closed the connection in the middle of an answer")
+            have += k
+        self.pending = b""
+        return status, view[:n]
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+# ---------------------------------------------------------------------------------------------
+# timing
+
+
+class Contender:
+    """One thing timed in the rounds: `call(arg)` must return what `want` says it should."""
+
+    def __init__(self, name, call, arg, want):
+        self.name, self.call, self.arg, self.want = name, call, arg, want
+        self.medians = []  # one per round, ns
+
+
+def _batch(contender, count):
+    clock = time.perf_counter_ns
+    call, arg = contender.call, contender.arg
+    samples = [0] * count
+    answer = None
+    for i in range(count):
+        t0 = clock()
+        answer = call(arg)
+        samples[i] = clock() - t0
+    if answer != contender.want:
+        raise BenchError("%s answered %d bytes that are not the expected %d (%r...)" % (
+            contender.name, len(answer), len(contender.want), bytes(answer[:80])))
+    return samples
+
+
+def interleave(contenders, rounds, batch, warmup):
+    """`rounds` rounds; in each, every contender runs `batch` timed calls back to back and
+    keeps their median. The order turns from round to round (each contender goes first, last
+    and in between alike), so that the machine's swings land on every contender.
+    Fills each contender's `medians` (ns)."""
+    for c in contenders:
+        _batch(c, warmup)
+    gc.collect()
+    gc.disable()
+    try:
+        k = len(contenders)
+        for r in range(rounds):
+            order = contenders[r % k:] + contenders[:r % k]
+            if (r // k) % 2:
+                order.reverse()
+            for c in order:
+                c.medians.append(statistics.median(_batch(c, batch)))
+    finally:
+        gc.enable()
+
+
+def repeat(call, arg, count):
+    """`count` calls, untimed, with no check but the status."""
+    for _ in range(count):
+        call(arg)
+
+
+# ---------------------------------------------------------------------------------------------
+# strace
+
+
+class Strace:
+    """strace -c -f attached to a running process while something is done to it.
+
+    with Strace(pid) as s: ...drive...;  then s.counts() -> {syscall: (calls, errors)}."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.out = tempfile.NamedTemporaryFile(prefix="actionloop-strace-", suffix=".txt", delete=False)
+        self.out.close()
+        self.proc = None
+
+    @staticmethod
+    def available():
+        return shutil.which("strace") is not None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(
+            ["strace", "-c", "-f", "-p", str(self.pid), "-o", self.out.name],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        # Attached once the kernel says so (and its threads just after: a short pause).
+        deadline = time.perf_counter() + 10
+        while tracer_pid(self.pid) != self.proc.pid:
+            if self.proc.poll() is not None or time.perf_counter() > deadline:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else ""
+                self._kill()
+                raise BenchError("strace could not attach to %d: %s" % (self.pid, err.strip()[:300]))
+            time.sleep(0.005)
+        time.sleep(0.1)
+        return self
+
+    def _kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._kill()
+        self.proc.stderr.close()
+        # the process being traced goes on; give it a moment to be released
+        deadline = time.perf_counter() + 5
+        while tracer_pid(self.pid) and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        return False
+
+    def counts(self):
+        """{syscall: (calls, failed calls)} from strace's -c table."""
+        out = {}
+        row = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:(\d+)\s+)?(\w+)\s*$")
+        try:
+            with open(self.out.name) as f:
+                for line in f:
+                    m = row.match(line)
+                    if m and m.group(3) != "total":
+                        calls, errors = out.get(m.group(3), (0, 0))
+                        out[m.group(3)] = calls + int(m.group(1)), errors + int(m.group(2) or 0)
+        finally:
+            os.unlink(self.out.name)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# many connections at once
+
+
+def threads_at_once(count, prepare, work):
+    """`count` threads: each runs prepare(i) (untimed), then all run work(i, prepared) from the
+    same instant. Returns (seconds from the start to the last one's end, [work results])."""
+    barrier = threading.Barrier(count + 1)
+    results = [None] * count
+
+    def run(i):
+        try:
+            state = prepare(i)
+        except Exception as e:  # noqa: BLE001 - reported as the thread's result
+            state, results[i] = None, e
+        barrier.wait()
+        if state is not None:
+            try:
+                results[i] = work(i, state)
+            except Exception as e:  # noqa: BLE001
+                results[i] = e
+        barrier.wait()
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    barrier.wait()
+    took = time.perf_counter() - t0
+    for t in threads:
+        t.join()
+    return took, results
