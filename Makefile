@@ -20,8 +20,8 @@ run: release ## start the proxy on $(PORT) with the embedded Python runtime
 test: ## the whole test suite against real python3, node and php
 	$(CARGO) test
 
-bench: ## release build, then the benchmark against the pipe floor (bench/bench.py; BENCH_ARGS=--quick)
-	$(CARGO) build --release
+bench: ## release build and examples/hop.rs, then the benchmark against the physical floor (bench/; BENCH_ARGS=--quick)
+	$(CARGO) build --release --bins --examples
 	python3 bench/bench.py $(BENCH_ARGS)
 
 lint: ## clippy and rustfmt, as CI checks them
