@@ -33,10 +33,14 @@ clean: ## remove build output
 
 # ---- runtime images (Dockerfile.python, Dockerfile.nodejs, Dockerfile.php) ----
 # Docker when its engine answers, else podman (with local stand-ins for the official base
-# images where they cannot be pulled). scripts/images.sh documents the settings.
+# images where they cannot be pulled: scripts/standins.sh). scripts/images.sh documents the
+# settings; the tests are tests/e2e (Python 3, standard library only). SKIP_BUILD=1 tests the
+# images already built; E2E_ARGS='--only hello,oom' picks cases.
 IMAGES_SH ?= scripts/images.sh
+PYTHON ?= python3
 
 .PHONY: images image-python image-nodejs image-php smoke smoke-python smoke-nodejs smoke-php smoke-dropin
+.PHONY: e2e e2e-python e2e-nodejs e2e-php e2e-manifest
 
 images: ## build the three runtime images actionloop-{python,nodejs,php}
 	$(IMAGES_SH) build all
@@ -50,7 +54,7 @@ image-nodejs: ## build the Node.js runtime image (Dockerfile.nodejs)
 image-php: ## build the PHP runtime image (Dockerfile.php)
 	$(IMAGES_SH) build php
 
-smoke: ## build the three images, curl /init and /run of a hello action in each, check the logs
+smoke: ## build the three images, then the quick end-to-end case (a hello action, as the invoker runs it)
 	$(IMAGES_SH) smoke all
 
 smoke-python: ## build and smoke-test the Python image
@@ -64,6 +68,21 @@ smoke-php: ## build and smoke-test the PHP image
 
 smoke-dropin: ## the OpenServerless python image with actionloop as /bin/proxy (deploy/dropin/), smoke-tested
 	$(IMAGES_SH) dropin
+
+e2e: ## build the three images, then the whole end-to-end suite (tests/e2e) and the runtimes.json check
+	$(IMAGES_SH) e2e all
+
+e2e-python: ## build the Python image and run the end-to-end suite on it
+	$(IMAGES_SH) e2e python
+
+e2e-nodejs: ## build the Node.js image and run the end-to-end suite on it
+	$(IMAGES_SH) e2e nodejs
+
+e2e-php: ## build the PHP image and run the end-to-end suite on it
+	$(IMAGES_SH) e2e php
+
+e2e-manifest: ## check deploy/runtimes.json (ExecManifest shape, images the Makefile builds); no engine needed
+	$(PYTHON) tests/e2e/run.py manifest
 
 # `make fuzz`: cargo-fuzz (`cargo install cargo-fuzz`) on the stable toolchain. Seeds come from
 # fuzz/corpus/<target> (checked in), what the fuzzer learns goes to fuzz/target/corpus/<target>,
