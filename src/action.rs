@@ -217,7 +217,7 @@ impl Action {
         let Some(child) = slot.as_mut() else {
             return Err(ProxyError::internal("no child"));
         };
-        let stale = child.discard_stale();
+        let stale = child.discard_stale(self.recipe.ready != Ready::LauncherAck);
         if stale > 0 {
             tracing::warn!(bytes = stale, "dropped answer bytes nobody asked for");
         }

@@ -150,3 +150,19 @@ pub fn become_subreaper() -> bool {
     // SAFETY: prctl with this option only sets a flag of the calling process.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 }
 }
+
+/// Which of two pipes hold something to read right now, in one system call (`poll` with no
+/// timeout). An error counts as readable: the reader then finds out what it is.
+pub fn readable_now(fds: [RawFd; 2]) -> [bool; 2] {
+    let mut polled = fds.map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // SAFETY: poll writes only the `revents` of the two entries of the local array.
+    let n = unsafe { libc::poll(polled.as_mut_ptr(), 2, 0) };
+    if n < 0 {
+        return [true, true];
+    }
+    polled.map(|p| p.revents != 0)
+}

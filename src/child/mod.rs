@@ -202,13 +202,17 @@ impl Child {
     }
 
     /// Drops answer lines nobody asked for (an action writing twice, or after a timeout), so
-    /// that the next answer read belongs to the next request.
-    pub fn discard_stale(&mut self) -> usize {
+    /// that the next answer read belongs to the next request. `in_pipe`: also what the pipe
+    /// holds now (a system call). Our launchers write exactly one line per request, on a
+    /// channel no user code can reach, so for them the bytes already read are all there is.
+    pub fn discard_stale(&mut self, in_pipe: bool) -> usize {
         let mut dropped = self.pending.len();
         self.pending.clear();
-        let mut buf = [0u8; 8192];
-        while let Ok(n @ 1..) = self.answers.read_now(&mut buf) {
-            dropped += n;
+        if in_pipe {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = self.answers.read_now(&mut buf) {
+                dropped += n;
+            }
         }
         dropped
     }

@@ -48,4 +48,9 @@ impl Source {
     pub fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.now).read(buf)
     }
+
+    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.now.as_raw_fd()
+    }
 }

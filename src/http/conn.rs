@@ -12,8 +12,8 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
+use super::clock::Watch;
 use super::{Answer, Busy, Server};
 use crate::error::{HttpError, ProxyError};
 
@@ -70,8 +70,16 @@ pub(super) async fn serve(
 ) {
     let mut buf = BytesMut::with_capacity(BUFFER);
     let mut out = Vec::with_capacity(256);
+    let watch = server.clock.watch();
     loop {
-        let request = read_request(&mut stream, &mut buf, &server, &mut stop).await;
+        let mut reader = Reader {
+            stream: &mut stream,
+            buf: &mut buf,
+            server: &server,
+            stop: &mut stop,
+            watch: &watch,
+        };
+        let request = reader.request().await;
         let (head, body) = match request {
             Ok(request) => request,
             Err(Stop::Quietly) => return,
@@ -101,173 +109,162 @@ pub(super) async fn serve(
     }
 }
 
-/// Reads the next request: its head, then its body.
-async fn read_request(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    server: &Server,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<(Head, BytesMut), Stop> {
-    // Between requests: wait for the first byte as long as the connection may idle.
-    if buf.is_empty() {
-        let idle_until = Instant::now() + server.idle_timeout;
-        match read_more(stream, buf, stop, idle_until).await {
-            Ok(1..) => {}
-            Ok(0) | Err(Stop::Answer(_)) => return Err(Stop::Quietly),
-            Err(stop) => return Err(stop),
+/// Reads requests off one connection, within its deadlines.
+struct Reader<'a> {
+    stream: &'a mut TcpStream,
+    buf: &'a mut BytesMut,
+    server: &'a Server,
+    stop: &'a mut watch::Receiver<bool>,
+    watch: &'a Watch,
+}
+
+impl Reader<'_> {
+    /// The next request: its head, then its body.
+    async fn request(&mut self) -> Result<(Head, BytesMut), Stop> {
+        // Between requests: wait for the first byte as long as the connection may idle.
+        if self.buf.is_empty() {
+            self.watch.set(self.server.idle_timeout);
+            match self.more().await {
+                Ok(1..) => {}
+                Ok(0) | Err(Stop::Answer(_)) => return Err(Stop::Quietly),
+                Err(stop) => return Err(stop),
+            }
         }
-    }
-    // The head must be complete within the head timeout of its first byte.
-    let head_until = Instant::now() + server.head_timeout;
-    let head = loop {
-        if let Some(head) = parse_head(buf)? {
-            if head.len > MAX_HEAD {
+        // The head must be complete within the head timeout of its first byte.
+        self.watch.set(self.server.head_timeout);
+        let head = loop {
+            if let Some(head) = parse_head(self.buf)? {
+                if head.len > MAX_HEAD {
+                    return Err(HttpError::HeadTooLarge.into());
+                }
+                break head;
+            }
+            if self.buf.len() > MAX_HEAD {
                 return Err(HttpError::HeadTooLarge.into());
             }
-            break head;
+            // A client that leaves halfway through a head gets no answer: it is gone.
+            if self.more().await? == 0 {
+                return Err(Stop::Quietly);
+            }
+        };
+        self.buf.advance(head.len);
+        if let Framing::Length(n) = head.body
+            && n > self.server.body_limit
+        {
+            return Err(Stop::Answer(ProxyError::TooLarge(self.server.body_limit)));
         }
-        if buf.len() > MAX_HEAD {
-            return Err(HttpError::HeadTooLarge.into());
+        if head.expects_continue && !has_whole_body(self.buf, head.body) {
+            self.stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(|_| Stop::Quietly)?;
         }
-        // A client that leaves halfway through a head gets no answer: it is gone.
-        if read_more(stream, buf, stop, head_until).await? == 0 {
-            return Err(Stop::Quietly);
-        }
-    };
-    buf.advance(head.len);
-    if let Framing::Length(n) = head.body
-        && n > server.body_limit
-    {
-        return Err(Stop::Answer(ProxyError::TooLarge(server.body_limit)));
+        let body = match head.body {
+            Framing::Length(n) => self.exact_body(n as usize).await?,
+            Framing::Chunked => self.chunked_body().await?,
+        };
+        Ok((head, body))
     }
-    if head.expects_continue && !has_whole_body(buf, head.body) {
-        stream
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .await
-            .map_err(|_| Stop::Quietly)?;
+
+    /// Reads more into the buffer before the deadline; `Ok(0)` at the end of the stream. A
+    /// stop ends it quietly.
+    async fn more(&mut self) -> Result<usize, Stop> {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(BUFFER);
+        }
+        tokio::select! {
+            biased;
+            _ = self.stop.wait_for(|s| *s) => Err(Stop::Quietly),
+            _ = self.watch.passed() => Err(HttpError::Timeout.into()),
+            read = self.stream.read_buf(self.buf) => match read {
+                Ok(n) => Ok(n),
+                Err(_) => Err(Stop::Quietly),
+            },
+        }
     }
-    let body = match head.body {
-        Framing::Length(n) => read_exact_body(stream, buf, n as usize, server, stop).await?,
-        Framing::Chunked => read_chunked_body(stream, buf, server, stop).await?,
-    };
-    Ok((head, body))
+
+    /// Reads more of a body, which must keep coming: no pause longer than the head timeout.
+    async fn more_body(&mut self) -> Result<(), Stop> {
+        self.watch.set(self.server.head_timeout);
+        match self.more().await? {
+            0 => Err(HttpError::Truncated.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// A body of `n` bytes, in one buffer of its own: read whole, never copied.
+    async fn exact_body(&mut self, n: usize) -> Result<BytesMut, Stop> {
+        if self.buf.len() < n {
+            self.buf.reserve(n - self.buf.len());
+        }
+        while self.buf.len() < n {
+            self.more_body().await?;
+        }
+        let body = self.buf.split_to(n);
+        // The body owns its allocation: what is left (a pipelined request, if any) moves to a
+        // small buffer of its own, so that a large body's memory goes with the body.
+        if self.buf.capacity() > BUFFER * 4 {
+            let mut fresh = BytesMut::with_capacity(BUFFER.max(self.buf.len()));
+            fresh.extend_from_slice(self.buf);
+            *self.buf = fresh;
+        }
+        Ok(body)
+    }
+
+    /// A chunked body, joined into one buffer.
+    async fn chunked_body(&mut self) -> Result<BytesMut, Stop> {
+        let limit = self.server.body_limit;
+        let mut body = BytesMut::new();
+        loop {
+            // The size line.
+            let (line, size) = loop {
+                match httparse::parse_chunk_size(self.buf) {
+                    Ok(httparse::Status::Complete(found)) => break found,
+                    Ok(httparse::Status::Partial) if self.buf.len() < 1024 => {}
+                    _ => return Err(HttpError::BadChunk.into()),
+                }
+                self.more_body().await?;
+            };
+            self.buf.advance(line);
+            if body.len() as u64 + size > limit {
+                return Err(Stop::Answer(ProxyError::TooLarge(limit)));
+            }
+            if size == 0 {
+                break;
+            }
+            // The data and its line end.
+            let size = size as usize;
+            while self.buf.len() < size + 2 {
+                self.more_body().await?;
+            }
+            if &self.buf[size..size + 2] != b"\r\n" {
+                return Err(HttpError::BadChunk.into());
+            }
+            body.extend_from_slice(&self.buf[..size]);
+            self.buf.advance(size + 2);
+        }
+        // Trailers, if any, up to the empty line: read and dropped.
+        loop {
+            if let Some(end) = memchr::memmem::find(self.buf, b"\r\n") {
+                let empty = end == 0;
+                self.buf.advance(end + 2);
+                if empty {
+                    return Ok(body);
+                }
+                continue;
+            }
+            if self.buf.len() > MAX_HEAD {
+                return Err(HttpError::BadChunk.into());
+            }
+            self.more_body().await?;
+        }
+    }
 }
 
 fn has_whole_body(buf: &BytesMut, framing: Framing) -> bool {
     match framing {
         Framing::Length(n) => buf.len() as u64 >= n,
         Framing::Chunked => false,
-    }
-}
-
-/// Reads into `buf` until `until`; `Ok(0)` at the end of the stream. A stop ends it quietly.
-async fn read_more(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    stop: &mut watch::Receiver<bool>,
-    until: Instant,
-) -> Result<usize, Stop> {
-    if buf.capacity() - buf.len() < 1024 {
-        buf.reserve(BUFFER);
-    }
-    tokio::select! {
-        biased;
-        _ = stop.wait_for(|s| *s) => Err(Stop::Quietly),
-        read = tokio::time::timeout_at(until, stream.read_buf(buf)) => match read {
-            Err(_) => Err(HttpError::Timeout.into()),
-            Ok(Ok(n)) => Ok(n),
-            Ok(Err(_)) => Err(Stop::Quietly),
-        },
-    }
-}
-
-/// A body of `n` bytes, in one buffer of its own: read whole, never copied.
-async fn read_exact_body(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    n: usize,
-    server: &Server,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<BytesMut, Stop> {
-    if buf.len() < n {
-        buf.reserve(n - buf.len());
-    }
-    while buf.len() < n {
-        let until = Instant::now() + server.head_timeout;
-        if read_more(stream, buf, stop, until).await? == 0 {
-            return Err(HttpError::Truncated.into());
-        }
-    }
-    let body = buf.split_to(n);
-    // The body owns its allocation: what is left (a pipelined request, if any) moves to a
-    // small buffer of its own, so that a large body's memory goes with the body.
-    if buf.capacity() > BUFFER * 4 {
-        let mut fresh = BytesMut::with_capacity(BUFFER.max(buf.len()));
-        fresh.extend_from_slice(buf);
-        *buf = fresh;
-    }
-    Ok(body)
-}
-
-/// A chunked body, joined into one buffer.
-async fn read_chunked_body(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    server: &Server,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<BytesMut, Stop> {
-    let mut body = BytesMut::new();
-    loop {
-        // The size line.
-        let (line, size) = loop {
-            match httparse::parse_chunk_size(buf) {
-                Ok(httparse::Status::Complete(found)) => break found,
-                Ok(httparse::Status::Partial) if buf.len() < 1024 => {}
-                _ => return Err(HttpError::BadChunk.into()),
-            }
-            let until = Instant::now() + server.head_timeout;
-            if read_more(stream, buf, stop, until).await? == 0 {
-                return Err(HttpError::Truncated.into());
-            }
-        };
-        buf.advance(line);
-        if body.len() as u64 + size > server.body_limit {
-            return Err(Stop::Answer(ProxyError::TooLarge(server.body_limit)));
-        }
-        if size == 0 {
-            break;
-        }
-        // The data and its line end.
-        let size = size as usize;
-        while buf.len() < size + 2 {
-            let until = Instant::now() + server.head_timeout;
-            if read_more(stream, buf, stop, until).await? == 0 {
-                return Err(HttpError::Truncated.into());
-            }
-        }
-        if &buf[size..size + 2] != b"\r\n" {
-            return Err(HttpError::BadChunk.into());
-        }
-        body.extend_from_slice(&buf[..size]);
-        buf.advance(size + 2);
-    }
-    // Trailers, if any, up to the empty line: read and dropped.
-    loop {
-        if let Some(end) = memchr::memmem::find(buf, b"\r\n") {
-            let empty = end == 0;
-            buf.advance(end + 2);
-            if empty {
-                return Ok(body);
-            }
-            continue;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(HttpError::BadChunk.into());
-        }
-        let until = Instant::now() + server.head_timeout;
-        if read_more(stream, buf, stop, until).await? == 0 {
-            return Err(HttpError::Truncated.into());
-        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! [`conn`] speaks the protocol on one connection; this module accepts them, routes requests
 //! and stops.
 
+mod clock;
 mod conn;
 
 use std::future::Future;
@@ -53,6 +54,7 @@ struct Server {
     head_timeout: Duration,
     idle_timeout: Duration,
     log_init_error: bool,
+    clock: Arc<clock::Clock>,
     /// Requests being read past their head, handled or answered; a stop waits for these only.
     busy: AtomicUsize,
     idle: Notify,
@@ -130,6 +132,7 @@ pub async fn serve(
         head_timeout: settings.http.head_timeout,
         idle_timeout: settings.http.idle_timeout,
         log_init_error: settings.log_init_error,
+        clock: clock::Clock::start(),
         proxy: Arc::clone(&proxy),
         busy: AtomicUsize::new(0),
         idle: Notify::new(),

@@ -37,8 +37,14 @@ impl ChildLogs {
     /// is not read, this waits for room, until `until`: what the child wrote after that is
     /// dropped and counted, so that an activation past its deadline still ends.
     pub async fn frame(&self, note: Option<&str>, until: Option<Instant>) {
-        self.stdout.frame(None, until).await;
-        self.stderr.frame(note, until).await;
+        // Whether each pipe still holds output, asked of the kernel once for both: tokio's
+        // readiness may not have caught up with what the child wrote just before its answer.
+        let waiting = crate::sys::readable_now([
+            self.stdout.source.as_raw_fd(),
+            self.stderr.source.as_raw_fd(),
+        ]);
+        self.stdout.frame(None, until, waiting[0]).await;
+        self.stderr.frame(note, until, waiting[1]).await;
     }
 }
 
@@ -72,18 +78,20 @@ impl Pump {
         }
     }
 
-    async fn frame(&self, note: Option<&str>, until: Option<Instant>) {
+    /// `waiting`: whether the pipe held output when the activation ended.
+    async fn frame(&self, note: Option<&str>, until: Option<Instant>, waiting: bool) {
         let mut copier = self.copier.lock().await;
         let output = copier.output;
         let mut dropped = 0;
-        while copier.open {
+        while copier.open && waiting {
             let keep = dropped == 0 && room_until(output, until).await;
-            let n = copier.read_now(&self.source, keep);
-            if n == 0 {
-                break;
-            }
+            let n = copier.read(&self.source, keep);
             if !keep {
                 dropped += n;
+            }
+            // Less than a buffer's worth: that was all of it (the child is done writing).
+            if n < copier.buf.len() {
+                break;
             }
         }
         if dropped > 0 {
@@ -121,7 +129,7 @@ impl Drop for Pump {
     fn drop(&mut self) {
         // The child is gone or going: what it left in the pipe still belongs in the logs.
         if let Ok(mut copier) = self.copier.try_lock() {
-            while copier.open && copier.read_now(&self.source, true) > 0 {}
+            while copier.open && copier.read(&self.source, true) > 0 {}
         }
         self.task.abort();
     }
@@ -130,7 +138,7 @@ impl Drop for Pump {
 impl Copier {
     /// One read of what the pipe holds now, asking the kernel, not tokio's last word; copied
     /// out when `keep`, else dropped. The bytes read; 0 when the pipe is empty or closed.
-    fn read_now(&mut self, source: &Source, keep: bool) -> usize {
+    fn read(&mut self, source: &Source, keep: bool) -> usize {
         loop {
             match source.read_now(&mut self.buf) {
                 Ok(0) => {
