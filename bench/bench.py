@@ -184,6 +184,7 @@ def main():
         "load_start": "%.2f %.2f %.2f" % os.getloadavg(),
         "languages": {},
     }
+    meter = harness.cpu_meter()
     broke = False
     workdir = tempfile.mkdtemp(prefix="actionloop-floor-")
     floors = []
@@ -202,6 +203,8 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
     results["seconds"] = time.time() - started
     results["load_end"] = "%.2f %.2f %.2f" % os.getloadavg()
+    busy, own, total = (b - a for a, b in zip(meter, harness.cpu_meter()))
+    results["others_cpu_share"] = max(0.0, busy - own) / total if total > 0 else None
     results["verdicts"] = report.judge(results)
     print(report.text(results))
     if args.json:

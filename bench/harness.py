@@ -160,6 +160,18 @@ def machine():
     }
 
 
+def cpu_meter():
+    """(CPU seconds every process used, CPU seconds this bench and its waited-for children used,
+    wall seconds of CPU the machine had): read twice, the differences tell how much of the
+    machine others took while the bench ran."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    busy = sum(fields[:8]) - idle  # up to steal; guest time is counted in user already
+    t = os.times()
+    return busy / CLK_TCK, t.user + t.system + t.children_user + t.children_system, (busy + idle) / CLK_TCK
+
+
 def git_describe():
     return first_line(["git", "-C", ROOT, "describe", "--always", "--dirty", "--abbrev=10"])
 

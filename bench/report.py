@@ -115,8 +115,10 @@ def _lookup(verdicts):
 
 
 class Table:
-    def __init__(self, title, headers, notes=()):
+    def __init__(self, title, headers, notes=(), left=1):
+        """`left`: how many columns, from the first, are text (aligned left); the rest are figures."""
         self.title, self.headers, self.rows, self.notes = title, headers, [], list(notes)
+        self.left = left
 
     def add(self, *cells):
         self.rows.append(["" if c is None else str(c) for c in cells])
@@ -126,9 +128,8 @@ class Table:
                   for i, h in enumerate(self.headers)]
 
         def line(cells):
-            out = [cells[0].ljust(widths[0])]
-            out += [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]
-            return "  ".join(out).rstrip()
+            return "  ".join(c.ljust(w) if i < self.left else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
         head = line(self.headers)
         out = [self.title, head, "-" * len(head)] + [line(r) for r in self.rows]
@@ -137,11 +138,17 @@ class Table:
 
     def markdown(self):
         out = ["**%s**" % self.title, "", "| " + " | ".join(self.headers) + " |",
-               "|" + "|".join(["---"] + ["--:"] * (len(self.headers) - 1)) + "|"]
+               "|" + "|".join(["---"] * self.left + ["--:"] * (len(self.headers) - self.left)) + "|"]
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in self.rows]
         if self.notes:
             out += [""] + ["%s" % n for n in self.notes]
         return "\n".join(out)
+
+
+def num(v):
+    if not isinstance(v, float):
+        return str(v)
+    return "%.0f" % v if abs(v) >= 100 else "%.1f" % v if abs(v) >= 10 else "%.2f" % v
 
 
 def f3(v):
@@ -156,16 +163,16 @@ def f_mib(kib):
     return "-" if kib is None else "%.2f" % (kib / 1024.0)
 
 
-def spread(s, fmt):
-    return "%s-%s" % (fmt(s["p25"]), fmt(s["p75"]))
+def with_spread(s, fmt):
+    """median (p25-p75)"""
+    return "%s (%s-%s)" % (fmt(s["median"]), fmt(s["p25"]), fmt(s["p75"]))
 
 
 def latency_tables(results, look):
     out = []
     for pattern, text in PATTERN_TEXT.items():
-        t = Table("Latency, %s (ms, median of %s round medians)" % (text, _rounds(results)),
-                  ["", "hop", "floor loop", "launcher", "hop+floor", "proxy", "ratio", "ratio p25-p75", "target",
-                   "verdict"])
+        t = Table("Latency, %s (ms: median of %s round medians, and their p25-p75)" % (text, _rounds(results)),
+                  ["", "hop", "floor", "hop+floor", "proxy", "ratio", "target", "verdict"])
         for lang, r in results["languages"].items():
             lat = r.get("latency", {}).get(pattern)
             if not lat:
@@ -177,17 +184,16 @@ def latency_tables(results, look):
                 m = x["ms"]
                 key = RATIO_KEY.get(size)
                 v = look.get((key, "%s %s" % (lang, pattern))) if key else None
-                t.add("%s %s" % (lang, size), f3(m["hop"]["median"]), f3(m["floor"]["median"]),
-                      f3(m["launcher"]["median"]) + ("*" if x["launcher_was_floor"] * 2 > x["rounds"] else ""),
-                      f3(x["floor_sum_ms"]["median"]), f3(m["proxy"]["median"]), "%.2fx" % x["ratio"]["median"],
-                      spread(x["ratio"], lambda a: "%.2f" % a), limit_text(key) if key else "",
+                launcher = "*" if x["launcher_was_floor"] * 2 > x["rounds"] else ""
+                t.add("%s %s" % (lang, size), with_spread(m["hop"], f3), with_spread(m["pipe_floor"], f3) + launcher,
+                      f3(x["floor_sum_ms"]["median"]), with_spread(m["proxy"], f3),
+                      with_spread(x["ratio"], lambda a: "%.2f" % a), limit_text(key) if key else "",
                       verdict_text(v["met"]) if v else "")
         t.notes = [
             "hop = examples/hop.rs echoing the body (no logic), through the same client as the proxy;",
-            "floor loop = the interpreter's minimal JSON line loop on pipes; launcher = the repo's launcher",
-            "alone on pipes with the echo action; the floor of a round is the lower of the two (* = the",
-            "launcher's, in most rounds); proxy = the echo action through the proxy;",
-            "ratio = the median over the rounds of proxy / (hop + floor); p25-p75 = its spread.",
+            "floor = the pipe floor: in each round the lower of the floor loop (the interpreter's minimal",
+            "JSON line loop on pipes) and the repo's launcher alone on pipes (* = the launcher, in most",
+            "rounds); proxy = the echo action through the proxy; ratio = proxy / (hop + floor) per round.",
         ]
         out.append(t)
     return out
@@ -258,9 +264,10 @@ def cpu_table(results, look):
 
 
 def init_table(results, look):
-    t = Table("/init (ms, median of %s runs each, interleaved; fresh proxy and connection each)" % _init_runs(results),
-              ["", "bare start", "launcher", "prewarmed", "p25-p75", "as port opens", "p25-p75", "port open",
-               "target", "verdict", "python prewarmed " + limit_text("init_prewarmed_python")],
+    t = Table("/init (ms: median of %s runs each, interleaved, and their p25-p75; a fresh proxy and connection each)"
+              % _init_runs(results),
+              ["", "bare start", "launcher", "prewarmed", "as port opens", "port open", "target", "verdict",
+               "python prewarmed " + limit_text("init_prewarmed_python")],
               ["bare start = the interpreter starting with nothing to do (python3 -c pass, node -e 0, php -r ';');",
                "launcher = the repo's launcher spawned by hand as the proxy prewarms it, given the hello action",
                "on its pipes: spawn -> ack, the least /init sent as the port opens can take;",
@@ -275,10 +282,9 @@ def init_table(results, look):
             continue
         v = look.get(("init_at_open", lang))
         w = look.get(("init_prewarmed_python", lang))
-        t.add(lang, f1(i["bare"]["median"]), f1(i["launcher"]["median"]), f1(i["prewarmed"]["median"]), spread(i["prewarmed"], f1),
-              f1(i["at_open"]["median"]), spread(i["at_open"], f1), f1(i["port_open_after_spawn"]["median"]),
-              limit_text("init_at_open"), verdict_text(v["met"]) if v else "",
-              verdict_text(w["met"]) if w else "")
+        t.add(lang, with_spread(i["bare"], f1), with_spread(i["launcher"], f1), with_spread(i["prewarmed"], f1),
+              with_spread(i["at_open"], f1), f1(i["port_open_after_spawn"]["median"]), limit_text("init_at_open"),
+              verdict_text(v["met"]) if v else "", verdict_text(w["met"]) if w else "")
     return t
 
 
@@ -316,7 +322,7 @@ def memory_table(results, look):
 
 def throughput_table(results):
     t = Table("4 connections at once (60 B bodies, each with its own id; wrong = not the request's own answer)",
-              ["", "action", "children", "requests", "req/s", "vs 1 child", "wrong", "failed"])
+              ["", "action", "children", "requests", "req/s", "vs 1 child", "wrong", "failed"], left=2)
     for lang, r in results["languages"].items():
         base = {}
         for x in r.get("throughput", []):
@@ -331,17 +337,24 @@ def throughput_table(results):
 
 
 def targets_table(verdicts):
-    t = Table("Targets", ["target", "subject", "value", "limit", "verdict"])
+    """One row per target: where it is met, and where missed with the figure."""
+    t = Table("Targets", ["target", "limit", "met", "missed"], left=4)
+    for key, (what, _, unit, _) in TARGETS.items():
+        rows = [v for v in verdicts if v["target"] == key]
+        if not rows:
+            continue
+
+        def figure(v):
+            value = v["value"]
+            return "%s %s" % (v["subject"], num(value))
+        t.add(what, limit_text(key), ", ".join(v["subject"] for v in rows if v["met"]) or "-",
+              ", ".join(figure(v) for v in rows if v["met"] is False) or "-")
     for v in verdicts:
         if v["target"] == "bench":
-            t.add("the bench ran", v["subject"], str(v["value"])[:80], "", "MISSED")
-            continue
-        value = v["value"]
-        t.add(TARGETS[v["target"]][0], v["subject"], "%.2f" % value if isinstance(value, float) else value,
-              limit_text(v["target"]), verdict_text(v["met"]))
+            t.add("the bench ran", "", "", "%s: %s" % (v["subject"], str(v["value"])[:100]))
     n_met = sum(1 for v in verdicts if v["met"])
     n_missed = sum(1 for v in verdicts if v["met"] is False)
-    t.notes = ["%d met, %d missed" % (n_met, n_missed)]
+    t.notes = ["%d met, %d missed (missed figures in the target's unit)" % (n_met, n_missed)]
     return t
 
 
@@ -354,6 +367,10 @@ def header(results):
         "proxy: %s, %d bytes (%s); hop: %s" % (
             results["proxy"]["binary"], results["proxy"]["bytes"], results["proxy"]["git"], results["hop"]),
     ]
+    others = results.get("others_cpu_share")
+    if others is not None:
+        lines.append("other processes took %.0f%% of the machine's CPU time during the run%s" % (
+            100 * others, " (a busy machine: expect wide spreads)" if others > 0.15 else ""))
     for lang, r in results["languages"].items():
         if r.get("skipped"):
             lines.append("%s: skipped, %s" % (lang, r["skipped"]))
