@@ -75,24 +75,57 @@ const PHP_VENDOR: (&str, &str) = (
     "{root}/phpAction/composer/vendor",
 );
 
+/// The python images' files: the compile script and the launcher it copies.
+const PYTHON_FILES: &[File] = &[
+    File {
+        from: "bin/compile",
+        to: "/bin/compile",
+        mode: 0o755,
+        rewrites: &[PYTHON_SHEBANG, PYTHON_EXEC],
+    },
+    File {
+        from: "lib/launcher.py",
+        to: "/lib/launcher.py",
+        mode: 0o644,
+        rewrites: &[],
+    },
+];
+
+/// The PHP images' files, which differ only in the mode the Dockerfile gives `runner.php`.
+const fn php_files(runner_mode: u32) -> [File; 4] {
+    [
+        File {
+            from: "php.ini",
+            to: "/usr/local/etc/php/php.ini",
+            mode: 0o644,
+            rewrites: &[],
+        },
+        File {
+            from: "composer.json",
+            to: "/phpAction/composer/composer.json",
+            mode: 0o644,
+            rewrites: &[],
+        },
+        File {
+            from: "compile.php",
+            to: "/bin/compile.php",
+            mode: 0o755,
+            rewrites: &[PHP_RUNNER, PHP_VENDOR],
+        },
+        File {
+            from: "runner.php",
+            to: "/bin/runner.php",
+            mode: runner_mode,
+            rewrites: &[],
+        },
+    ]
+}
+
 pub const OS_PYTHON: Image = Image {
     name: "OpenServerless python v3.12",
     folder: "openserverless-runtimes/python/v3.12",
     language: Language::Python,
-    files: &[
-        File {
-            from: "bin/compile",
-            to: "/bin/compile",
-            mode: 0o755,
-            rewrites: &[PYTHON_SHEBANG, PYTHON_EXEC],
-        },
-        File {
-            from: "lib/launcher.py",
-            to: "/lib/launcher.py",
-            mode: 0o644,
-            rewrites: &[],
-        },
-    ],
+    files: PYTHON_FILES,
     folders: &["/action"],
     workdir: "/action",
     env: &[
@@ -154,32 +187,7 @@ pub const OS_PHP: Image = Image {
     name: "OpenServerless php v8.3",
     folder: "openserverless-runtimes/php/v8.3",
     language: Language::Php,
-    files: &[
-        File {
-            from: "php.ini",
-            to: "/usr/local/etc/php/php.ini",
-            mode: 0o644,
-            rewrites: &[],
-        },
-        File {
-            from: "composer.json",
-            to: "/phpAction/composer/composer.json",
-            mode: 0o644,
-            rewrites: &[],
-        },
-        File {
-            from: "compile.php",
-            to: "/bin/compile.php",
-            mode: 0o755,
-            rewrites: &[PHP_RUNNER, PHP_VENDOR],
-        },
-        File {
-            from: "runner.php",
-            to: "/bin/runner.php",
-            mode: 0o755,
-            rewrites: &[],
-        },
-    ],
+    files: &php_files(0o755),
     folders: &["/phpAction/action"],
     workdir: "/phpAction",
     env: &[
@@ -196,20 +204,7 @@ pub const OW_PYTHON: Image = Image {
     name: "OpenWhisk python3Action (python311Action)",
     folder: "openwhisk-runtime-python/core/python3Action",
     language: Language::Python,
-    files: &[
-        File {
-            from: "bin/compile",
-            to: "/bin/compile",
-            mode: 0o755,
-            rewrites: &[PYTHON_SHEBANG, PYTHON_EXEC],
-        },
-        File {
-            from: "lib/launcher.py",
-            to: "/lib/launcher.py",
-            mode: 0o644,
-            rewrites: &[],
-        },
-    ],
+    files: PYTHON_FILES,
     folders: &["/action"],
     workdir: "/",
     env: &[
@@ -228,32 +223,7 @@ pub const OW_PHP: Image = Image {
     name: "OpenWhisk php8.2Action",
     folder: "openwhisk-runtime-php/core/php8.2Action",
     language: Language::Php,
-    files: &[
-        File {
-            from: "php.ini",
-            to: "/usr/local/etc/php/php.ini",
-            mode: 0o644,
-            rewrites: &[],
-        },
-        File {
-            from: "composer.json",
-            to: "/phpAction/composer/composer.json",
-            mode: 0o644,
-            rewrites: &[],
-        },
-        File {
-            from: "compile.php",
-            to: "/bin/compile.php",
-            mode: 0o755,
-            rewrites: &[PHP_RUNNER, PHP_VENDOR],
-        },
-        File {
-            from: "runner.php",
-            to: "/bin/runner.php",
-            mode: 0o644,
-            rewrites: &[],
-        },
-    ],
+    files: &php_files(0o644),
     folders: &["/phpAction/action"],
     workdir: "/phpAction",
     env: &[("OW_COMPILER", "/bin/compile.php")],
@@ -311,7 +281,7 @@ impl Image {
     /// files are absent.
     pub fn start(&self) -> Option<Started> {
         let references = skip_without_references()?;
-        Some(self.launch(&references, false))
+        Some(self.start_in(&references, false))
     }
 
     /// The image with its proxy started as `nobody`, as the image's `USER` line says; None
@@ -335,10 +305,11 @@ impl Image {
             Command::new("setpriv").arg("--version"),
             "setpriv (util-linux)",
         );
-        Some(self.launch(&references, true))
+        Some(self.start_in(&references, true))
     }
 
-    fn launch(&self, references: &Path, as_nobody: bool) -> Started {
+    /// Lays the image out from `references` and starts its proxy in it.
+    fn start_in(&self, references: &Path, as_nobody: bool) -> Started {
         self.require_tools();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("image");
@@ -377,7 +348,7 @@ impl Image {
         } else {
             vec![]
         };
-        let proxy = Proxy::launch_with(Options {
+        let proxy = Proxy::start_as(Options {
             wrapper: &wrapper,
             env: &env,
             args: self.args,

@@ -5,7 +5,9 @@
 //! (`Content-Length`, no chunking) and keep one connection alive across requests.
 #![allow(dead_code)]
 
+pub mod archive;
 pub mod image;
+pub mod procfs;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+// Not every test file builds archives.
+#[allow(unused_imports)]
+pub use archive::Archive;
 pub use serde_json::{Value, json};
 
 pub const SENTINEL: &str = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
@@ -29,21 +34,14 @@ pub const BAD_ACK: &str = "The action did not initialize properly.";
 pub const EXITED_DURING_INIT: &str = "Command exited abruptly during initialization.";
 pub const ENV_MISMATCH: &str = "Execution environment version mismatch. See logs for details.";
 
+/// The header field of a JSON request body.
+pub const JSON_BODY: (&str, &str) = ("Content-Type", "application/json");
+
 /// A running proxy. Its stdout and stderr go to files so tests can read the logs at any time.
 pub struct Proxy {
     pub port: u16,
     pub dir: tempfile::TempDir,
     process: Child,
-}
-
-impl Proxy {
-    /// The read end of the proxy's stdout, with [`Options::stdout_pipe`].
-    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
-        self.process
-            .stdout
-            .take()
-            .expect("started with Options::stdout_pipe")
-    }
 }
 
 /// Everything a test may vary about how the proxy is started.
@@ -100,6 +98,11 @@ impl Answer {
             .unwrap_or_else(|| panic!("no error in {}", String::from_utf8_lossy(&self.body)))
             .to_string()
     }
+
+    /// The body as text, for failure messages.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
 }
 
 /// A port nothing listens on, never handed out twice in this test process: two proxies started
@@ -134,17 +137,38 @@ impl Proxy {
         Proxy::start_with(runtime, &[], &[])
     }
 
+    /// `Proxy::start("python")`.
+    pub fn python() -> Proxy {
+        Proxy::start("python")
+    }
+
+    /// `Proxy::start("nodejs")`.
+    pub fn node() -> Proxy {
+        Proxy::start("nodejs")
+    }
+
+    /// `Proxy::start("php")`.
+    pub fn php() -> Proxy {
+        Proxy::start("php")
+    }
+
     /// The proxy with extra environment variables and extra command-line flags.
     pub fn start_with(runtime: &str, env: &[(&str, &str)], args: &[&str]) -> Proxy {
         let mut all = vec!["--runtime", runtime];
         all.extend_from_slice(args);
-        Proxy::launch(&[], env, &all)
+        Proxy::start_args(env, &all)
+    }
+
+    /// The proxy started with exactly these flags (no `--runtime` added), e.g. to check the
+    /// default runtime.
+    pub fn start_args(env: &[(&str, &str)], args: &[&str]) -> Proxy {
+        Proxy::start_through(&[], env, args)
     }
 
     /// The proxy started through `wrapper` (e.g. `unshare ...`, empty for none) with exactly
     /// these flags after `--port`.
-    pub fn launch(wrapper: &[&str], env: &[(&str, &str)], args: &[&str]) -> Proxy {
-        Proxy::launch_with(Options {
+    pub fn start_through(wrapper: &[&str], env: &[(&str, &str)], args: &[&str]) -> Proxy {
+        Proxy::start_as(Options {
             wrapper,
             env,
             args,
@@ -155,7 +179,7 @@ impl Proxy {
     /// The proxy started as `options` say; its logs go to `stdout.log` and `stderr.log` in its
     /// folder. A port that another process took between [`free_port`] and the proxy's bind is
     /// no test failure: the proxy is started again on another.
-    pub fn launch_with(options: Options) -> Proxy {
+    pub fn start_as(options: Options) -> Proxy {
         let mut dir = options.dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
         let program = options.program.clone().unwrap_or_else(binary);
         let mut attempts = 0;
@@ -225,9 +249,12 @@ impl Proxy {
         self.dir.path()
     }
 
-    /// One request on a fresh connection.
-    pub fn post(&self, path: &str, body: &[u8]) -> Answer {
-        self.connect().post(path, body)
+    /// The read end of the proxy's stdout, with [`Options::stdout_pipe`].
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.process
+            .stdout
+            .take()
+            .expect("started with Options::stdout_pipe")
     }
 
     pub fn connect(&self) -> Connection {
@@ -240,6 +267,16 @@ impl Proxy {
             port: self.port,
             dir: self.dir.path().to_path_buf(),
         }
+    }
+
+    /// One JSON request on a fresh connection.
+    pub fn post(&self, path: &str, body: &[u8]) -> Answer {
+        self.connect().post(path, body)
+    }
+
+    /// Any method on a fresh connection (e.g. `GET`), with an optional body.
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Answer {
+        self.connect().request(method, path, body)
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> Answer {
@@ -298,12 +335,7 @@ impl Proxy {
 
     /// Sends a signal to the proxy process.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.process.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        kill(self.process.id(), signal);
     }
 
     /// Waits for the proxy to exit by itself and returns its exit code.
@@ -326,6 +358,16 @@ impl Drop for Proxy {
     }
 }
 
+/// Sends `signal` (`TERM`, `KILL`...) to `pid` with kill(1), which must succeed.
+pub fn kill(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}: {status}");
+}
+
 pub fn count_sentinels(text: &str) -> usize {
     text.lines().filter(|l| *l == SENTINEL).count()
 }
@@ -336,6 +378,12 @@ pub fn before_first_sentinel(text: &str) -> &str {
         Some(i) => &text[..i],
         None => text,
     }
+}
+
+/// The stream cut at its sentinel lines: what each activation wrote, in order, and last what
+/// follows the last sentinel.
+pub fn activations(text: &str) -> Vec<&str> {
+    text.split(&format!("{SENTINEL}\n")).collect()
 }
 
 /// JSON content type, an explicit length, no chunking, a JSON body.
@@ -361,15 +409,20 @@ pub fn assert_json_answer(what: &str, a: &Answer) {
     let _ = a.json();
 }
 
-/// Asserts that `/init` answered 200, failing loudly with the answer and the proxy's stderr.
-pub fn assert_initialised(p: &Proxy, a: &Answer) {
+/// Asserts that an answer has `status`, failing loudly with the answer and the proxy's stderr.
+pub fn assert_status(p: &Proxy, what: &str, a: &Answer, status: u16) {
     assert_eq!(
         a.status,
-        200,
-        "init: {} / stderr: {}",
-        String::from_utf8_lossy(&a.body),
+        status,
+        "{what}: {} / stderr: {}",
+        a.text(),
         p.stderr()
     );
+}
+
+/// Asserts that `/init` answered 200, failing loudly with the answer and the proxy's stderr.
+pub fn assert_initialised(p: &Proxy, a: &Answer) {
+    assert_status(p, "init", a, 200);
 }
 
 /// Initialises plain code and fails loudly with the proxy's answer and logs.
@@ -385,14 +438,28 @@ pub fn init_binary_ok(p: &Proxy, bytes: &[u8], main: &str) {
 /// `/run` that must answer 200; returns the result.
 pub fn run_ok(p: &Proxy, value: Value) -> Value {
     let a = p.run(value);
-    assert_eq!(
-        a.status,
-        200,
-        "run: {} / stderr: {}",
-        String::from_utf8_lossy(&a.body),
-        p.stderr()
-    );
+    assert_status(p, "run", &a, 200);
     a.json()
+}
+
+/// The head of a well-formed HTTP/1.1 request: the request line, `Host`, `headers` in their
+/// order, then `Content-Length` when a length is given. Requests malformed on purpose are
+/// written out byte by byte where they are sent.
+pub fn request_head(
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body_len: Option<usize>,
+) -> Vec<u8> {
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(length) = body_len {
+        head.push_str(&format!("Content-Length: {length}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
 }
 
 /// A keep-alive HTTP/1.1 connection.
@@ -440,14 +507,29 @@ impl Connection {
         panic!("{what}\nproxy stderr:\n{stderr}");
     }
 
+    /// A JSON request, and its answer.
     pub fn post(&mut self, path: &str, body: &[u8]) -> Answer {
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        self.send_raw(head.as_bytes());
-        self.send_raw(body);
+        self.send_request("POST", path, &[JSON_BODY], body);
         self.read_answer()
+    }
+
+    /// A request with any method and no `Content-Type`, and its answer.
+    pub fn request(&mut self, method: &str, path: &str, body: &[u8]) -> Answer {
+        self.send_request(method, path, &[], body);
+        self.read_answer()
+    }
+
+    /// Sends a well-formed request ([`request_head`] with the body's length, then the body)
+    /// without reading anything back.
+    pub fn send_request(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) {
+        self.send_raw(&request_head(method, target, headers, Some(body.len())));
+        self.send_raw(body);
     }
 
     /// The socket, e.g. to clone a handle that writes while this connection reads.
@@ -513,56 +595,6 @@ pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// A zip archive of (name, content) pairs; names ending in `/` are folders.
-pub fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
-    zip_with_modes(
-        &files
-            .iter()
-            .map(|(n, c)| (*n, *c, None))
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// A zip archive where each entry may carry unix permissions (None: none recorded).
-pub fn zip_with_modes(files: &[(&str, &[u8], Option<u32>)]) -> Vec<u8> {
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, content, mode) in files {
-        let mut options = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
-        if let Some(mode) = mode {
-            options = options.unix_permissions(*mode);
-        }
-        if name.ends_with('/') {
-            writer.add_directory(*name, options).unwrap();
-        } else {
-            writer.start_file(*name, options).unwrap();
-            writer.write_all(content).unwrap();
-        }
-    }
-    writer.finish().unwrap().into_inner()
-}
-
-/// A tar.gz archive of regular files (no folder entries) and symlinks (`link -> target`).
-pub fn targz(files: &[(&str, &[u8])], symlinks: &[(&str, &str)]) -> Vec<u8> {
-    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut builder = tar::Builder::new(encoder);
-    for (name, content) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(content.len() as u64);
-        header.set_mode(0o644);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, name, *content).unwrap();
-    }
-    for (name, target) in symlinks {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(0);
-        header.set_mode(0o777);
-        header.set_entry_type(tar::EntryType::Symlink);
-        builder.append_link(&mut header, name, target).unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
-}
-
 /// Whether an interpreter is on PATH (tests of a missing language fail loudly instead).
 pub fn require(program: &str) {
     let ok = Command::new(program)
@@ -578,95 +610,18 @@ pub fn require(program: &str) {
     );
 }
 
-impl Proxy {
-    /// The proxy started with exactly these flags (no `--runtime` added), e.g. to check the
-    /// default runtime.
-    pub fn start_args(env: &[(&str, &str)], args: &[&str]) -> Proxy {
-        Proxy::launch(&[], env, args)
-    }
-
-    /// Any method on a fresh connection (e.g. `GET`), with an optional body.
-    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Answer {
-        let mut connection = self.connect();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        connection.send_raw(head.as_bytes());
-        connection.send_raw(body);
-        connection.read_answer()
-    }
-}
-
-/// A zip archive of regular files and symlinks (`link -> target`, stored the way `zip -y`
-/// stores them: file type bits in the external attributes, the target as content).
-pub fn zip_with_symlinks(files: &[(&str, &[u8])], symlinks: &[(&str, &str)]) -> Vec<u8> {
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (name, content) in files {
-        writer.start_file(*name, options).unwrap();
-        writer.write_all(content).unwrap();
-    }
-    for (name, target) in symlinks {
-        writer.add_symlink(*name, *target, options).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
-}
-
-/// A zip archive of everything under `root` (names relative to it): folders, regular files
-/// with their permissions, and symlinks kept as symlinks.
-pub fn zip_dir(root: &Path) -> Vec<u8> {
-    use std::os::unix::fs::PermissionsExt;
-    fn walk(root: &Path, dir: &Path, writer: &mut zip::ZipWriter<std::io::Cursor<Vec<u8>>>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for path in entries {
-            let name = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            let options = zip::write::SimpleFileOptions::default()
-                .compression_method(zip::CompressionMethod::Deflated);
-            if meta.is_symlink() {
-                let target = std::fs::read_link(&path).unwrap();
-                writer
-                    .add_symlink(name, target.to_string_lossy(), options)
-                    .unwrap();
-            } else if meta.is_dir() {
-                writer
-                    .add_directory(format!("{name}/"), options.unix_permissions(0o755))
-                    .unwrap();
-                walk(root, &path, writer);
-            } else {
-                let mode = meta.permissions().mode() & 0o777;
-                writer
-                    .start_file(name, options.unix_permissions(mode))
-                    .unwrap();
-                writer.write_all(&std::fs::read(&path).unwrap()).unwrap();
-            }
+/// Calls `f` every 20 ms until it gives a value or `within` passes.
+pub fn poll<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
         }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    walk(root, root, &mut writer);
-    writer.finish().unwrap().into_inner()
-}
-
-/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`...), if the process is there.
-pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// Reads a stream until a line equal to the sentinel (inclusive), with the text before it.
@@ -683,4 +638,55 @@ pub fn read_through_sentinel(stream: &mut impl Read) -> String {
             return text;
         }
     }
+}
+
+// The old names, for the test files still to move to the ones above.
+impl Proxy {
+    pub fn launch(wrapper: &[&str], env: &[(&str, &str)], args: &[&str]) -> Proxy {
+        Proxy::start_through(wrapper, env, args)
+    }
+
+    pub fn launch_with(options: Options) -> Proxy {
+        Proxy::start_as(options)
+    }
+}
+
+pub fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
+    Archive::zip().files(files).build()
+}
+
+pub fn zip_with_modes(files: &[(&str, &[u8], Option<u32>)]) -> Vec<u8> {
+    files
+        .iter()
+        .fold(Archive::zip(), |a, (name, bytes, mode)| match mode {
+            Some(mode) => a.file_mode(name, bytes, *mode),
+            None => a.file(name, bytes),
+        })
+        .build()
+}
+
+pub fn zip_with_symlinks(files: &[(&str, &[u8])], symlinks: &[(&str, &str)]) -> Vec<u8> {
+    symlinks
+        .iter()
+        .fold(Archive::zip().files(files), |a, (name, target)| {
+            a.symlink(name, target)
+        })
+        .build()
+}
+
+pub fn targz(files: &[(&str, &[u8])], symlinks: &[(&str, &str)]) -> Vec<u8> {
+    symlinks
+        .iter()
+        .fold(Archive::targz().files(files), |a, (name, target)| {
+            a.symlink(name, target)
+        })
+        .build()
+}
+
+pub fn zip_dir(root: &Path) -> Vec<u8> {
+    Archive::zip_of_dir(root)
+}
+
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    procfs::status_kib(pid, field)
 }
