@@ -4,61 +4,56 @@
 mod common;
 use common::*;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Starts the proxy as PID 1 of a new PID namespace (with its own /proc). `--kill-child`: when
-/// the test kills `unshare`, the proxy inside goes too.
+/// The command that makes the proxy PID 1 of a new PID namespace (with its own /proc).
+/// `--kill-child`: when the test kills `unshare`, the proxy inside goes too.
+const PID_ONE: &[&str] = &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
+
+/// The python proxy as PID 1, with extra environment variables.
+fn as_pid_one_with(env: &[(&str, &str)]) -> Proxy {
+    Proxy::start_through(PID_ONE, env, &["--runtime", "python"])
+}
+
 fn as_pid_one() -> Proxy {
-    Proxy::launch(
-        &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"],
-        &[],
-        &["--runtime", "python"],
-    )
+    as_pid_one_with(&[])
 }
 
 /// The proxy's pid as seen from outside: the child of the `unshare` process.
 fn proxy_pid(proxy: &Proxy) -> u32 {
-    let unshare = proxy.pid();
-    let list = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).unwrap();
-    list.split_whitespace()
-        .next()
+    *procfs::children(proxy.pid())
+        .first()
         .expect("unshare has the proxy as its child")
-        .parse()
-        .unwrap()
 }
 
-/// The proxy's children as (pid, state letter, command name).
-fn children(pid: u32) -> Vec<(u32, char, String)> {
-    let mut found = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        for child in list
-            .split_whitespace()
-            .filter_map(|c| c.parse::<u32>().ok())
-        {
-            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-            if let Some((head, rest)) = stat.rsplit_once(") ") {
-                let name = head.split_once(" (").map_or("", |(_, n)| n).to_string();
-                found.push((child, rest.chars().next().unwrap_or('?'), name));
-            }
-        }
-    }
-    found
+/// The proxy's children that are zombies, or (with `sleep`) `sleep` processes.
+fn left_over(pid: u32, sleep: bool) -> Vec<procfs::Stat> {
+    procfs::children(pid)
+        .into_iter()
+        .filter_map(procfs::stat)
+        .filter(|c| c.state == 'Z' || (sleep && c.comm == "sleep"))
+        .collect()
+}
+
+/// Waits up to 10 s for the proxy to have no such children; what is left then.
+fn wait_left_over(pid: u32, sleep: bool) -> Vec<procfs::Stat> {
+    poll(Duration::from_secs(10), || {
+        let left = left_over(pid, sleep);
+        left.is_empty().then_some(())
+    });
+    left_over(pid, sleep)
 }
 
 #[test]
 fn as_pid_one_it_starts_actions_and_answers() {
     let proxy = as_pid_one();
     let code = "import os\ndef main(args):\n    return {'ppid': os.getppid(), 'echo': args['x']}\n";
-    let init = proxy.init_code(code, "main");
-    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
-    let run = proxy.run(json!({"x": 5}));
-    assert_eq!(run.status, 200);
+    init_ok(&proxy, code, "main");
     // Inside the namespace the action's parent is the proxy, PID 1.
-    assert_eq!(run.json(), json!({"ppid": 1, "echo": 5}));
+    assert_eq!(
+        run_ok(&proxy, json!({"x": 5})),
+        json!({"ppid": 1, "echo": 5})
+    );
 }
 
 #[test]
@@ -68,7 +63,7 @@ fn as_pid_one_it_reaps_the_orphans_of_a_dead_action() {
                 def main(args):\n    \
                     subprocess.Popen(['sleep', '300'])\n    \
                     os._exit(3)\n";
-    assert_eq!(proxy.init_code(code, "main").status, 200);
+    init_ok(&proxy, code, "main");
     let run = proxy.run(json!({}));
     assert_eq!(run.status, 400);
     assert!(
@@ -78,19 +73,7 @@ fn as_pid_one_it_reaps_the_orphans_of_a_dead_action() {
     );
     // The `sleep` was orphaned to the proxy and killed with its process group; it must go
     // away entirely, not linger as a zombie.
-    let pid = proxy_pid(&proxy);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut left;
-    loop {
-        left = children(pid)
-            .into_iter()
-            .filter(|(_, state, name)| *state == 'Z' || name == "sleep")
-            .collect::<Vec<_>>();
-        if left.is_empty() || Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let left = wait_left_over(proxy_pid(&proxy), true);
     assert!(left.is_empty(), "orphans left with the proxy: {left:?}");
     // And the action comes back for the next request.
     let again = proxy.run(json!({}));
@@ -112,22 +95,13 @@ fn as_pid_one_every_compile_keeps_its_own_exit_status_and_words() {
     std::fs::write(&compiler, REFUSING_COMPILER).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&compiler, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let proxy = Proxy::launch(
-        &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"],
-        &[("OW_COMPILER", compiler.to_str().unwrap())],
-        &["--runtime", "python"],
-    );
+    let proxy = as_pid_one_with(&[("OW_COMPILER", compiler.to_str().unwrap())]);
     let mut connection = proxy.connect();
     for i in 0..1000 {
         let main = format!("main{i}");
         let body = json!({"value": {"code": "source", "main": main}}).to_string();
         let answer = connection.post("/init", body.as_bytes());
-        assert_eq!(
-            answer.status,
-            502,
-            "compile {i}: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
+        assert_eq!(answer.status, 502, "compile {i}: {}", answer.text());
         let error = answer.error();
         assert!(
             error.ends_with(&format!("compiler refuses {main}")),
@@ -135,15 +109,7 @@ fn as_pid_one_every_compile_keeps_its_own_exit_status_and_words() {
         );
     }
     // And the orphans were reaped, not left as zombies.
-    let pid = proxy_pid(&proxy);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while children(pid).iter().any(|(_, state, _)| *state == 'Z') && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let zombies: Vec<_> = children(pid)
-        .into_iter()
-        .filter(|(_, s, _)| *s == 'Z')
-        .collect();
+    let zombies = wait_left_over(proxy_pid(&proxy), false);
     assert!(zombies.is_empty(), "{zombies:?}");
 }
 
@@ -154,31 +120,12 @@ fn as_pid_one_sigterm_stops_daemons_that_left_the_process_group() {
     let code = format!(
         "import subprocess\ndef main(args):\n    subprocess.Popen(['setsid', 'sleep', '{marker}'])\n    return {{}}\n"
     );
-    assert_eq!(proxy.init_code(&code, "main").status, 200);
-    assert_eq!(proxy.run(json!({})).status, 200);
-    let sleeping = || {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter(|e| {
-                let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-                String::from_utf8_lossy(&cmdline).contains(&marker)
-            })
-            .count()
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sleeping() == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    init_ok(&proxy, &code, "main");
+    run_ok(&proxy, json!({}));
+    let sleeping = || procfs::running_with(&marker).len();
+    poll(Duration::from_secs(5), || (sleeping() > 0).then_some(()));
     assert_eq!(sleeping(), 1, "the daemon did not start");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &proxy_pid(&proxy).to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sleeping() > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    kill(proxy_pid(&proxy), "TERM");
+    poll(Duration::from_secs(10), || (sleeping() == 0).then_some(()));
     assert_eq!(sleeping(), 0, "the daemon outlived the proxy");
 }
