@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::image::{self, Image, Language, Started};
 use common::*;
@@ -198,14 +198,7 @@ function main(array $args): array {
     let mut body = sent.clone();
     body["value"] = json!({});
     let answer = s.post_json("/run", &body);
-    assert_eq!(
-        answer.status,
-        200,
-        "{}: {} / stderr: {}",
-        image.name,
-        String::from_utf8_lossy(&answer.body),
-        s.stderr()
-    );
+    assert_status(&s, image.name, &answer, 200);
     assert_eq!(answer.json(), sent, "{}", image.name);
 }
 
@@ -400,11 +393,12 @@ fn check_zip(image: &Image, s: &Started) {
             b"<?php\nfunction greet(string $name): string {\n    return \"Hello \" . $name . \" from helper.php\";\n}\n",
         ),
     ];
-    let (archive, helper) = match image.language {
-        Language::Python => (zip(&python), "helper.py"),
-        Language::Node => (zip(&node), "helper.js"),
-        Language::Php => (zip(&php), "helper.php"),
+    let (files, helper): (&[(&str, &[u8])], _) = match image.language {
+        Language::Python => (&python, "helper.py"),
+        Language::Node => (&node, "helper.js"),
+        Language::Php => (&php, "helper.php"),
     };
+    let archive = Archive::zip().files(files).build();
     init_binary_ok(s, &archive, "main");
     assert_eq!(
         run_ok(s, json!({"name": "Zip"})),
@@ -452,36 +446,39 @@ function main(array $args): array {
         .iter()
         .map(|p| p.as_u64().expect("a pid") as u32)
         .filter(|p| *p > 1 && *p != proxy)
-        .map(|p| (p, cmdline(p)))
+        .map(|p| (p, procfs::cmdline(p)))
         .collect();
     let sleeps = poll(Duration::from_secs(5), || {
-        let found = processes_running(&["sleep", &duration]);
+        let found = procfs::with_argv(&["sleep", &duration]);
         (!found.is_empty()).then_some(found)
     })
     .unwrap_or_else(|| panic!("{}: the action's `sleep {duration}` never ran", image.name));
-    watched.extend(sleeps.into_iter().map(|p| (p, cmdline(p))));
+    watched.extend(sleeps.into_iter().map(|p| (p, procfs::cmdline(p))));
 
     s.signal("TERM");
     let code = s.wait_exit(Duration::from_secs(15));
     assert!(
-        !alive(proxy),
+        !procfs::exists(proxy),
         "{}: the proxy still runs 15 s after SIGTERM / stderr: {}",
         image.name,
         s.stderr()
     );
     let gone = poll(Duration::from_secs(5), || {
-        watched.iter().all(|(p, _)| !alive(*p)).then_some(())
+        watched
+            .iter()
+            .all(|(p, _)| !procfs::exists(*p))
+            .then_some(())
     });
     if gone.is_none() {
         let survivors: Vec<String> = watched
             .iter()
-            .filter(|(p, _)| alive(*p))
-            .map(|(p, _)| describe(*p))
+            .filter(|(p, _)| procfs::exists(*p))
+            .map(|(p, _)| procfs::describe(*p))
             .collect();
         // Not left behind for 300 s by a failing run; only while each is still the process
         // seen before the signal.
         for (pid, seen) in &watched {
-            if cmdline(*pid) == *seen {
+            if procfs::cmdline(*pid) == *seen {
                 unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
             }
         }
@@ -558,7 +555,7 @@ fn assert_init_failed(
             502,
             "{}: {} / stderr: {}",
             image.name,
-            String::from_utf8_lossy(&answer.body),
+            answer.text(),
             s.stderr()
         );
         let error = answer.error();
@@ -617,81 +614,9 @@ fn assert_action_folder(image: &Image, s: &Started) {
 }
 
 fn assert_runs_as_nobody(s: &Started) {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).unwrap();
-    let uid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .unwrap()
-        .to_string();
+    let uid = procfs::status_field(s.pid(), "Uid").expect("the proxy's Uid");
     assert!(
-        uid.split_whitespace().skip(1).all(|id| id == "65534"),
-        "the proxy should run as nobody: {uid}"
+        uid.split_whitespace().all(|id| id == "65534"),
+        "the proxy should run as nobody: Uid: {uid}"
     );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Helpers
-
-/// The stream cut at its sentinel lines: what each activation wrote, in order.
-fn activations(text: &str) -> Vec<&str> {
-    text.split(&format!("{SENTINEL}\n")).collect()
-}
-
-/// Calls `f` until it gives a value or `within` passes.
-fn poll<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Any trace of the process, a zombie included: it is gone only once reaped.
-fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
-fn processes_running(argv: &[&str]) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        let cmdline = cmdline(pid);
-        let words: Vec<&[u8]> = cmdline
-            .split(|b| *b == 0)
-            .filter(|w| !w.is_empty())
-            .collect();
-        if words.len() == argv.len() && words.iter().zip(argv).all(|(w, a)| *w == a.as_bytes()) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-fn cmdline(pid: u32) -> Vec<u8> {
-    std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
-}
-
-fn describe(pid: u32) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .map(|l| l.trim_start_matches(name).trim().to_string())
-            .unwrap_or_default()
-    };
-    let cmdline = String::from_utf8_lossy(&cmdline(pid)).replace('\0', " ");
-    format!(
-        "{pid} ({}) state {} parent {}",
-        cmdline.trim(),
-        field("State:"),
-        field("PPid:")
-    )
 }
