@@ -35,7 +35,7 @@ fn assert_init_failed(proxy: &Proxy, answer: &Answer, text: &str) {
         answer.status,
         502,
         "/init should fail with 502, got {}",
-        String::from_utf8_lossy(&answer.body)
+        answer.text()
     );
     let error = answer.error();
     assert!(
@@ -56,7 +56,7 @@ fn assert_no_action(proxy: &Proxy) {
         answer.status,
         200,
         "/run after a failed /init: {}",
-        String::from_utf8_lossy(&answer.body)
+        answer.text()
     );
 }
 
@@ -72,19 +72,14 @@ fn single_file_bash_action_answer_is_returned_verbatim() {
                   while read -r line; do\n  \
                     echo \"{ \\\"echo\\\" : $line ,\\\"z\\\":1,  \\\"a\\\":[2.50, 1e3] }\" >&3\n\
                   done\n";
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     init_ok(&proxy, script, "main");
     for body in [
         r#"{"value":{"name":"Ünïcode ☃","n":1.50,"s":"a\"b\\n"},"activation_id":"a1"}"#,
         r#"{"value":{},"activation_id":"a2"}"#,
     ] {
         let answer = proxy.post("/run", body.as_bytes());
-        assert_eq!(
-            answer.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&answer.body)
-        );
+        assert_status(&proxy, "run", &answer, 200);
         assert_eq!(
             body_text(&answer),
             format!("{{ \"echo\" : {body} ,\"z\":1,  \"a\":[2.50, 1e3] }}"),
@@ -105,18 +100,13 @@ for line in sys.stdin:
     answers.write(json.dumps({"got": request["value"], "id": request.get("activation_id")}) + "\n")
     answers.flush()
 "#;
-    let proxy = Proxy::start("nodejs");
+    let proxy = Proxy::node();
     init_ok(&proxy, script, "main");
     let answer = proxy.post_json(
         "/run",
         &json!({"value": {"x": [1, 2]}, "activation_id": "act-42"}),
     );
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    assert_status(&proxy, "run", &answer, 200);
     assert_eq!(answer.json(), json!({"got": {"x": [1, 2]}, "id": "act-42"}));
     let (out, _) = proxy.logs_after(1);
     let log = out
@@ -134,22 +124,16 @@ fn zip_exec_without_mode_bits_runs_in_every_runtime() {
     // Started where the proxy runs, as the Go proxy starts executables: like the official
     // `exec` scripts, it changes to its own folder first.
     let exec = "#!/bin/bash\ncd \"$(dirname \"$0\")\"\nwhile read -r line; do echo \"{\\\"data\\\":\\\"$(cat data.txt)\\\"}\" >&3; done\n";
-    let archive = zip_with_modes(&[
-        ("exec", exec.as_bytes(), None),
-        ("data.txt", b"from the zip", None),
-    ]);
+    let archive = Archive::zip()
+        .file("exec", exec)
+        .file("data.txt", "from the zip")
+        .build();
     for runtime in ["python", "nodejs", "php"] {
         let proxy = Proxy::start(runtime);
         let init = proxy.init_binary(&archive, "main");
-        assert_eq!(
-            init.status,
-            200,
-            "runtime {runtime}: {}\nstderr: {}",
-            String::from_utf8_lossy(&init.body),
-            proxy.stderr()
-        );
+        assert_status(&proxy, &format!("runtime {runtime}: init"), &init, 200);
         let answer = proxy.run(json!({}));
-        assert_eq!(answer.status, 200, "runtime {runtime}");
+        assert_status(&proxy, &format!("runtime {runtime}: run"), &answer, 200);
         assert_eq!(
             answer.json(),
             json!({"data": "from the zip"}),
@@ -168,14 +152,13 @@ while read -r line; do
   echo "{\"nested\":\"$(cat lib/deep/data.txt)\",\"link\":\"$(cat link)\",\"dir\":\"$(cat deep/data.txt)\",\"is_link\":$([ -L link ] && echo true || echo false)}" >&3
 done
 "#;
-    let archive = targz(
-        &[
-            ("exec", exec.as_bytes()),
-            ("lib/deep/data.txt", b"nested-content"),
-        ],
-        &[("link", "lib/deep/data.txt"), ("deep", "lib/deep")],
-    );
-    let proxy = Proxy::start("python");
+    let archive = Archive::targz()
+        .file("exec", exec)
+        .file("lib/deep/data.txt", "nested-content")
+        .symlink("link", "lib/deep/data.txt")
+        .symlink("deep", "lib/deep")
+        .build();
+    let proxy = Proxy::python();
     init_binary_ok(&proxy, &archive, "main");
     assert_eq!(
         run_ok(&proxy, json!({})),
@@ -200,12 +183,10 @@ while read -r line; do echo "{\"ran\":true,\"wait\":\"$__OW_WAIT_FOR_ACK\"}" >&3
 "#;
     let proxy = ack_proxy();
     let init = proxy.init_code(script, "main");
-    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    assert_initialised(&proxy, &init);
     assert_eq!(init.json(), json!({"ok": true}));
-    let answer = proxy.run(json!({}));
-    assert_eq!(answer.status, 200);
     // The ack is not taken for the first answer.
-    assert_eq!(answer.json(), json!({"ran": true, "wait": "1"}));
+    assert_eq!(run_ok(&proxy, json!({})), json!({"ran": true, "wait": "1"}));
 }
 
 #[test]
@@ -253,9 +234,9 @@ fn without_ack_an_executable_that_exits_at_once_fails_init() {
         .or_else(|_| std::fs::read("/usr/bin/false"))
         .expect("/bin/false");
     assert!(elf.starts_with(b"\x7fELF"));
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     let init = proxy.init_binary(&elf, "main");
-    assert_eq!(init.status, 502, "{}", String::from_utf8_lossy(&init.body));
+    assert_eq!(init.status, 502, "{}", init.text());
     // Run as an executable that exited, not handed to the Python launcher as source.
     let error = init.error();
     assert!(error.to_lowercase().contains("exited"), "{error}");
@@ -271,7 +252,7 @@ fn without_ack_an_executable_that_fails_after_a_busy_start_fails_init() {
     // Without an ack there is no word of readiness: a child still working when it dies has
     // not started, however long it took (the PHP images' runner dying on a bad action).
     let script = format!("#!/bin/bash\n{BUSY_START}echo 'cannot load' >&2\nexit 5\n");
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     let init = proxy.init_code(&script, "main");
     assert_init_failed(&proxy, &init, EXITED_DURING_INIT);
     assert!(init.error().contains("status 5"), "{}", init.error());
@@ -285,7 +266,7 @@ fn without_ack_an_executable_with_a_busy_start_is_ready_once_it_waits_for_reques
     let script = format!(
         "#!/bin/bash\n{BUSY_START}while read -r line; do echo '{{\"ready\":true}}' >&3; done\n"
     );
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     init_ok(&proxy, &script, "main");
     assert_eq!(run_ok(&proxy, json!({})), json!({"ready": true}));
 }
@@ -293,7 +274,7 @@ fn without_ack_an_executable_with_a_busy_start_is_ready_once_it_waits_for_reques
 #[test]
 fn without_ack_a_running_executable_works_and_is_not_asked_for_an_ack() {
     let script = "#!/bin/bash\nwhile read -r line; do echo \"{\\\"wait\\\":\\\"${__OW_WAIT_FOR_ACK:-unset}\\\"}\" >&3; done\n";
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     init_ok(&proxy, script, "main");
     for _ in 0..2 {
         assert_eq!(run_ok(&proxy, json!({})), json!({"wait": "unset"}));
@@ -303,15 +284,10 @@ fn without_ack_a_running_executable_works_and_is_not_asked_for_an_ack() {
 #[test]
 fn without_ack_an_exit_during_run_is_caught() {
     let script = "#!/bin/bash\nread -r line\necho 'about to exit' >&2\nexit 7\n";
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     init_ok(&proxy, script, "main");
     let answer = proxy.run(json!({}));
-    assert_eq!(
-        answer.status,
-        400,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    assert_eq!(answer.status, 400, "{}", answer.text());
     let error = answer.error();
     assert!(error.contains("command exited"), "{error}");
     assert!(error.contains('7'), "the exit status is named: {error}");
@@ -337,24 +313,24 @@ fn execution_env_mismatch_then_matching_reinit() {
     let exec = "#!/bin/bash\nwhile read -r line; do echo \"{\\\"env\\\":\\\"$__OW_EXECUTION_ENV\\\"}\" >&3; done\n";
     let proxy = Proxy::start_with("python", &[("OW_EXECUTION_ENV", VERSION)], &[]);
 
-    let wrong = zip(&[
-        ("exec", exec.as_bytes()),
-        ("exec.env", b"openwhisk/action-golang-v1.15"),
-    ]);
+    let wrong = Archive::zip()
+        .file("exec", exec)
+        .file("exec.env", "openwhisk/action-golang-v1.15")
+        .build();
     let init = proxy.init_binary(&wrong, "main");
     assert_init_failed(&proxy, &init, ENV_MISMATCH);
     assert!(init.error().starts_with(CANNOT_START), "{}", init.error());
     assert_no_action(&proxy);
 
-    let missing = zip(&[("exec", exec.as_bytes())]);
+    let missing = Archive::zip().file("exec", exec).build();
     let init = proxy.init_binary(&missing, "main");
     assert_eq!(init.status, 502, "a zip without exec.env does not match");
     assert!(init.error().contains(ENV_MISMATCH), "{}", init.error());
 
-    let right = zip(&[
-        ("exec", exec.as_bytes()),
-        ("exec.env", format!("{VERSION}\n  \n").as_bytes()),
-    ]);
+    let right = Archive::zip()
+        .file("exec", exec)
+        .file("exec.env", format!("{VERSION}\n  \n"))
+        .build();
     init_binary_ok(&proxy, &right, "main");
     assert_eq!(run_ok(&proxy, json!({})), json!({"env": VERSION}));
 }
@@ -438,10 +414,10 @@ fn compiler_is_called_with_main_src_and_bin_for_a_single_file() {
 #[test]
 fn compiler_gets_an_unpacked_zip_as_its_source_folder() {
     let (proxy, _tools) = compiler_proxy(FAKE_COMPILER, &[]);
-    let source = zip(&[
-        ("main.go", b"package main // FAKE-SOURCE-7\n"),
-        ("lib/util.go", b"package lib\n"),
-    ]);
+    let source = Archive::zip()
+        .file("main.go", "package main // FAKE-SOURCE-7\n")
+        .file("lib/util.go", "package lib\n")
+        .build();
     init_binary_ok(&proxy, &source, "Main");
     assert_compiler_args(&proxy, &run_ok(&proxy, json!({})), "lib,main.go,");
 }
@@ -536,7 +512,7 @@ fn compiled_exec_env_is_checked_against_ow_execution_env() {
 fn log_init_error_answers_every_init_failure_with_the_go_proxys_two_texts() {
     let env = [("OW_LOG_INIT_ERROR", "1"), ("OW_WAIT_FOR_ACK", "1")];
     let corrupt = {
-        let mut zip = zip(&[("exec", b"#!/bin/bash\n".as_slice())]);
+        let mut zip = Archive::zip().file("exec", "#!/bin/bash\n").build();
         let n = zip.len();
         zip.truncate(n - 10);
         zip
@@ -568,12 +544,7 @@ fn log_init_error_answers_every_init_failure_with_the_go_proxys_two_texts() {
     for (what, value, text, cause) in cases {
         let proxy = Proxy::start_with("python", &env, &[]);
         let init = proxy.init(value);
-        assert_eq!(
-            init.status,
-            502,
-            "{what}: {}",
-            String::from_utf8_lossy(&init.body)
-        );
+        assert_eq!(init.status, 502, "{what}: {}", init.text());
         assert_json_answer(what, &init);
         assert_eq!(init.error(), text, "{what}");
         let (_, err) = proxy.framed_logs(1);
@@ -605,7 +576,7 @@ exit 0
 fn compiler_output_with_log_init_error_gives_the_fixed_text_and_logs_the_output() {
     let (proxy, _tools) = compiler_proxy(CHATTY_COMPILER, &[("OW_LOG_INIT_ERROR", "1")]);
     let init = proxy.init_code("package main\n", "main");
-    assert_eq!(init.status, 502, "{}", String::from_utf8_lossy(&init.body));
+    assert_eq!(init.status, 502, "{}", init.text());
     assert_eq!(init.json(), json!({"error": CANNOT_LOCATE}));
     let (out, err) = proxy.logs_after(1);
     assert!(count_sentinels(&out) >= 1, "sentinel on stdout:\n{out}");
@@ -629,7 +600,7 @@ fn compiler_output_with_log_init_error_gives_the_fixed_text_and_logs_the_output(
 fn compiler_output_without_log_init_error_is_in_the_error_body() {
     let (proxy, _tools) = compiler_proxy(CHATTY_COMPILER, &[]);
     let init = proxy.init_code("package main\n", "main");
-    assert_eq!(init.status, 502, "{}", String::from_utf8_lossy(&init.body));
+    assert_eq!(init.status, 502, "{}", init.text());
     let error = init.error();
     assert!(
         error.contains("main.go:3: undefined: fmt.Printx"),
@@ -719,22 +690,10 @@ fn run_compiled(runtime: &str, zip: &[u8], main: &str, run: &Value, expected: &V
     for env in [&[("OW_WAIT_FOR_ACK", "1")][..], &[][..]] {
         let proxy = Proxy::start_with(runtime, env, &[]);
         let init = proxy.init_binary(zip, main);
-        assert_eq!(
-            init.status,
-            200,
-            "{runtime} {env:?}: {}\nstderr: {}",
-            String::from_utf8_lossy(&init.body),
-            proxy.stderr()
-        );
+        assert_status(&proxy, &format!("{runtime} {env:?}: init"), &init, 200);
         for _ in 0..2 {
             let answer = proxy.post_json("/run", run);
-            assert_eq!(
-                answer.status,
-                200,
-                "{runtime} {env:?}: {}\nstderr: {}",
-                String::from_utf8_lossy(&answer.body),
-                proxy.stderr()
-            );
+            assert_status(&proxy, &format!("{runtime} {env:?}: run"), &answer, 200);
             assert_eq!(&answer.json(), expected, "{runtime} {env:?}");
         }
     }
@@ -772,13 +731,13 @@ def hello(args):
 #[test]
 fn compile_round_trip_python_zip_runs_in_another_runtime() {
     // A zip with a helper module; the compiled result is an executable, so any runtime runs it.
-    let source = zip(&[
-        (
+    let source = Archive::zip()
+        .file(
             "__main__.py",
-            b"import helper\ndef main(args):\n    return {\"twice\": helper.twice(args[\"n\"])}\n",
-        ),
-        ("helper.py", b"def twice(n):\n    return 2 * n\n"),
-    ]);
+            "import helper\ndef main(args):\n    return {\"twice\": helper.twice(args[\"n\"])}\n",
+        )
+        .file("helper.py", "def twice(n):\n    return 2 * n\n")
+        .build();
     let compiled = compiled_zip(&compile("python", "main", &source, &[]));
     run_compiled(
         "nodejs",
@@ -862,18 +821,18 @@ fn compile_installs_requirements_from_a_local_wheel_directory() {
     require("python3");
     let wheels = tempfile::tempdir().unwrap();
     build_wheel(wheels.path());
-    let source = zip(&[
-        (
+    let source = Archive::zip()
+        .file(
             "__main__.py",
-            b"import actionloop_tinydep\ndef main(args):\n    return {\"value\": actionloop_tinydep.VALUE, \"from\": actionloop_tinydep.__file__}\n",
-        ),
-        ("requirements.txt", b"actionloop-tinydep==0.1\n"),
-    ]);
+            "import actionloop_tinydep\ndef main(args):\n    return {\"value\": actionloop_tinydep.VALUE, \"from\": actionloop_tinydep.__file__}\n",
+        )
+        .file("requirements.txt", "actionloop-tinydep==0.1\n")
+        .build();
 
     // Control: without the install step the package is not there.
-    let plain = Proxy::start("python");
+    let plain = Proxy::python();
     let init = plain.init_binary(&source, "main");
-    assert_eq!(init.status, 502, "{}", String::from_utf8_lossy(&init.body));
+    assert_eq!(init.status, 502, "{}", init.text());
 
     let output = compile(
         "python",
