@@ -10,7 +10,7 @@ use common::*;
 
 /// A proxy whose stdout nobody reads until the test says so.
 fn unread_stdout(runtime: &str, env: &[(&str, &str)]) -> Proxy {
-    Proxy::launch_with(Options {
+    Proxy::start_as(Options {
         args: &["--runtime", runtime],
         env,
         stdout_pipe: true,
@@ -42,13 +42,13 @@ fn a_stalled_log_reader_holds_back_only_the_action_that_prints() {
     });
     // Stuck in its output, the action holds up neither other connections nor the memory.
     let pid = p.pid();
-    let base = status_kib(pid, "VmRSS").unwrap();
+    let base = procfs::status_kib(pid, "VmRSS").unwrap();
     for _ in 0..20 {
         assert_eq!(p.init_code(PRINTER, "main").status, 403);
         assert_eq!(p.post("/nowhere", b"{}").status, 404);
         std::thread::sleep(Duration::from_millis(50));
     }
-    let peak = status_kib(pid, "VmHWM").unwrap();
+    let peak = procfs::status_kib(pid, "VmHWM").unwrap();
     assert!(
         peak < base + 16 * 1024,
         "proxy memory grew from {base} KiB to a peak of {peak} KiB while the reader stalled"
@@ -70,7 +70,7 @@ fn a_stalled_log_reader_holds_back_only_the_action_that_prints() {
     }
     assert_eq!(printed[lines], SENTINEL);
     let answer = run.join().unwrap();
-    assert_eq!(answer.status, 200);
+    assert_status(&p, "run", &answer, 200);
     assert_eq!(answer.json(), json!({"printed": lines}));
 }
 
@@ -88,12 +88,7 @@ fn a_stalled_log_reader_does_not_stop_a_deadline() {
         "/run",
         &json!({"value": {"lines": 64 * 1024}, "deadline": deadline.to_string()}),
     );
-    assert_eq!(
-        answer.status,
-        502,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    assert_eq!(answer.status, 502, "{}", answer.text());
     assert!(answer.error().contains("deadline"), "{}", answer.error());
     assert!(
         started.elapsed() < Duration::from_secs(30),
@@ -152,12 +147,7 @@ fn sigterm_stops_the_proxy_while_its_log_reader_stalls() {
     );
     // The killed activation was still answered, with a JSON error.
     let answer = run.join().unwrap();
-    assert_eq!(
-        answer.status,
-        400,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    assert_eq!(answer.status, 400, "{}", answer.text());
     assert!(
         answer.error().contains("command exited"),
         "{}",
@@ -217,25 +207,6 @@ fn an_init_env_that_sets_path_does_not_hide_the_interpreter() {
 // Stopping
 // ---------------------------------------------------------------------------------------------
 
-/// Whether a process whose command line holds `marker` is alive (zombies count as gone).
-fn alive_with(marker: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z'));
-        if !zombie && String::from_utf8_lossy(&cmdline).contains(marker) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 /// Starts a daemon that leaves the action's process group and session.
 fn daemon_action(marker: &str) -> String {
     format!(
@@ -247,24 +218,27 @@ fn daemon_action(marker: &str) -> String {
 fn every_stop_signal_stops_the_proxy_and_whatever_its_actions_started() {
     for (i, signal) in ["TERM", "INT", "HUP", "QUIT"].into_iter().enumerate() {
         let marker = format!("300.{}{i}", std::process::id());
-        let mut p = Proxy::start("python");
+        let mut p = Proxy::python();
         init_ok(&p, &daemon_action(&marker), "main");
         run_ok(&p, json!({}));
         let deadline = Instant::now() + Duration::from_secs(5);
-        while alive_with(&marker).is_empty() && Instant::now() < deadline {
+        while procfs::running_with(&marker).is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(!alive_with(&marker).is_empty(), "the daemon did not start");
+        assert!(
+            !procfs::running_with(&marker).is_empty(),
+            "the daemon did not start"
+        );
         p.signal(signal);
         assert!(
             p.wait_exit(Duration::from_secs(10)).is_some(),
             "SIG{signal} did not stop the proxy"
         );
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !alive_with(&marker).is_empty() && Instant::now() < deadline {
+        while !procfs::running_with(&marker).is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let left = alive_with(&marker);
+        let left = procfs::running_with(&marker);
         for pid in &left {
             let _ = std::process::Command::new("kill")
                 .args(["-9", &pid.to_string()])
@@ -312,12 +286,7 @@ fn past_the_grace_period_a_killed_activation_still_ends_with_an_answer_and_senti
     }
     p.signal("TERM");
     let answer = run.join().unwrap();
-    assert_eq!(
-        answer.status,
-        400,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    assert_eq!(answer.status, 400, "{}", answer.text());
     assert_json_answer("killed activation", &answer);
     assert!(
         answer.error().contains("command exited"),
@@ -335,16 +304,11 @@ fn past_the_grace_period_a_killed_activation_still_ends_with_an_answer_and_senti
 
 #[test]
 fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     init_ok(&p, "def main(args):\n    return {'got': args}\n", "main");
     for body in [&b"{\"value\":{\"a\":1}}"[..], &[b' '; 0]] {
         let mut c = p.connect();
-        let head = format!(
-            "POST /run HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        c.send_raw(head.as_bytes());
-        c.send_raw(body);
+        c.send_request("POST", "/run", &[], body);
         c.socket().shutdown(std::net::Shutdown::Write).unwrap();
         let answer = c.read_answer();
         assert_json_answer("after a half-close", &answer);
@@ -419,13 +383,7 @@ function main(array $a): array {
 /// The counter must have grown by one since the last report: the child stayed warm.
 fn report(p: &Proxy, body: &str) -> Value {
     let answer = p.post("/run", body.as_bytes());
-    assert_eq!(
-        answer.status,
-        200,
-        "{body}: {}\nstderr: {}",
-        String::from_utf8_lossy(&answer.body),
-        p.stderr()
-    );
+    assert_status(p, body, &answer, 200);
     answer.json()
 }
 
@@ -556,12 +514,7 @@ fn an_action_that_closes_its_stdout_or_stderr_does_not_take_the_launcher_with_it
             let p = Proxy::start(runtime);
             init_ok(&p, hostile(runtime), "main");
             let closed = p.run(json!({"close": fd}));
-            assert_eq!(
-                closed.status,
-                200,
-                "{runtime} fd {fd}: {}",
-                String::from_utf8_lossy(&closed.body)
-            );
+            assert_status(&p, &format!("{runtime} fd {fd}"), &closed, 200);
             // Warm, and answering. Python also gives the next activation its stream back.
             let next = report(&p, r#"{"value":{}}"#);
             assert_eq!(next["count"], json!(2), "{runtime} fd {fd}: {next}");
@@ -576,7 +529,7 @@ fn an_action_that_closes_its_stdout_or_stderr_does_not_take_the_launcher_with_it
 #[test]
 fn work_an_action_leaves_behind_never_becomes_another_activations_answer() {
     // Node.js: a timer that throws and a promise that rejects, both after the answer.
-    let p = Proxy::start("nodejs");
+    let p = Proxy::node();
     let code = r#"function main(a) {
   if (a.leave) {
     setTimeout(() => { throw new Error('late timer of ' + a.leave); }, 100);
@@ -596,13 +549,13 @@ fn work_an_action_leaves_behind_never_becomes_another_activations_answer() {
     assert!(err.contains("late timer of first"), "{err}");
     assert!(err.contains("late rejection of first"), "{err}");
     // An escaped error of the activation's own still ends it, with that error.
-    let p = Proxy::start("nodejs");
+    let p = Proxy::node();
     let own = "function main(a) { setTimeout(() => { throw new Error('mine'); }, 10); return new Promise(() => {}); }\n";
     init_ok(&p, own, "main");
     assert_eq!(run_ok(&p, json!({})), json!({"error": "Error: mine"}));
 
     // Python: a thread that fails after the answer is logged, never answered.
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     let code = r#"import threading, time
 def late(tag):
     time.sleep(0.1)
@@ -644,7 +597,7 @@ fn on_a_small_disk(env: &[(&str, &str)]) -> Proxy {
         script,
         &root,
     ];
-    Proxy::launch_with(Options {
+    Proxy::start_as(Options {
         wrapper: &wrapper,
         env,
         args: &["--runtime", "python"],
@@ -676,11 +629,11 @@ fn a_package_larger_than_the_disk_fails_as_such_and_leaves_room_for_the_next() {
         };
         let p = on_a_small_disk(env);
         let big = noise(3 * 1024 * 1024);
-        let archive = zip(&[
-            ("__main__.py", b"def main(a):\n    return {}\n"),
-            ("data.bin", &big),
-            ("more.bin", &big),
-        ]);
+        let archive = Archive::zip()
+            .file("__main__.py", "def main(a):\n    return {}\n")
+            .file("data.bin", &big)
+            .file("more.bin", &big)
+            .build();
         let init = p.init_binary(&archive, "main");
         assert_json_answer("disk full", &init);
         if compat {
@@ -689,7 +642,7 @@ fn a_package_larger_than_the_disk_fails_as_such_and_leaves_room_for_the_next() {
                 (502, CANNOT_LOCATE.to_string())
             );
         } else {
-            assert_eq!(init.status, 507, "{}", String::from_utf8_lossy(&init.body));
+            assert_eq!(init.status, 507, "{}", init.text());
             let error = init.error();
             assert!(error.contains("No space left on device"), "{error}");
             assert!(!error.contains("Invalid action package"), "{error}");
@@ -700,10 +653,10 @@ fn a_package_larger_than_the_disk_fails_as_such_and_leaves_room_for_the_next() {
             "{err}"
         );
         // The failed attempt's files are gone: a small action fits again, twice over.
-        let small = zip(&[
-            ("__main__.py", b"def main(a):\n    return {'small': True}\n"),
-            ("data.bin", &big),
-        ]);
+        let small = Archive::zip()
+            .file("__main__.py", "def main(a):\n    return {'small': True}\n")
+            .file("data.bin", &big)
+            .build();
         init_binary_ok(&p, &small, "main");
         assert_eq!(run_ok(&p, json!({})), json!({"small": true}));
     }
@@ -715,7 +668,7 @@ fn a_package_larger_than_the_disk_fails_as_such_and_leaves_room_for_the_next() {
 
 #[test]
 fn every_http_error_is_a_json_answer_with_its_status() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     let long_header = format!("X-Long: {}\r\n", "h".repeat(70 * 1024));
     let many_headers: String = (0..150).map(|i| format!("X-{i}: v\r\n")).collect();
     let long_target = format!("/run?{}", "q".repeat(10 * 1024));
@@ -789,12 +742,7 @@ fn every_http_error_is_a_json_answer_with_its_status() {
         c.send_raw(&request);
         let answer = c.read_answer();
         assert_json_answer(what, &answer);
-        assert_eq!(
-            answer.status,
-            status,
-            "{what}: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
+        assert_eq!(answer.status, status, "{what}: {}", answer.text());
         assert!(answer.error().contains(says), "{what}: {}", answer.error());
         assert_eq!(answer.header("connection"), Some("close"), "{what}");
     }
@@ -810,17 +758,12 @@ fn every_http_error_is_a_json_answer_with_its_status() {
 
 #[test]
 fn a_chunked_request_with_trailers_is_read_whole() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     init_ok(&p, "def main(a):\n    return {'got': a}\n", "main");
     let mut c = p.connect();
     c.send_raw(b"POST /run HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n{\"val\r\n9\r\nue\":{\"a\":\r\n3\r\n1}}\r\n0\r\nX-Trailer: t\r\n\r\n");
     let answer = c.read_answer();
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    assert_status(&p, "chunked", &answer, 200);
     assert_eq!(answer.json(), json!({"got": {"a": 1}}));
     // And the connection is still in step for the next request.
     assert_eq!(
@@ -831,17 +774,16 @@ fn a_chunked_request_with_trailers_is_read_whole() {
 
 #[test]
 fn a_client_that_asks_to_continue_is_told_to() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     init_ok(&p, "def main(a):\n    return {'got': a}\n", "main");
     let mut c = p.connect();
     let body = b"{\"value\":{\"c\":3}}";
-    c.send_raw(
-        format!(
-            "POST /run HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    );
+    c.send_raw(&request_head(
+        "POST",
+        "/run",
+        &[("Expect", "100-continue")],
+        Some(body.len()),
+    ));
     let mut interim = [0u8; 25];
     use std::io::Read as _;
     c.socket().read_exact(&mut interim).unwrap();
