@@ -317,61 +317,15 @@ fn epoch_millis() -> u128 {
         .as_millis()
 }
 
-/// A field of /proc/PID/status, e.g. `VmHWM` in kB.
-fn proc_status_kb(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
-/// The processes whose parent is `pid` (scanning /proc: this kernel has no `children` file).
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-        if ppid == Some(pid) {
-            found.push(child);
-        }
-    }
-    found
-}
-
-/// Whether a process is still running: gone and zombie (dead, waiting to be reaped) are not.
-fn running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(')')
-                .map(|(_, r)| r.trim_start().chars().next());
-            !matches!(state, Some(Some('Z' | 'X')))
-        }
-    }
-}
-
 /// Waits up to `within` for `pid` to stop running.
 fn ends_within(pid: u32, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if !running(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    !running(pid)
+    poll(within, || (!procfs::running(pid)).then_some(())).is_some()
+}
+
+/// The proxy's peak memory so far (`VmHWM`).
+fn peak_kib(proxy: &Proxy) -> u64 {
+    procfs::status_kib(proxy.pid(), "VmHWM")
+        .unwrap_or_else(|| panic!("no VmHWM in /proc/{}/status", proxy.pid()))
 }
 
 /// Kills the processes a test started through the proxy, should they still run when it ends
@@ -381,7 +335,7 @@ struct KillOnDrop(Vec<u32>);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         for &pid in &self.0 {
-            if running(pid) {
+            if procfs::running(pid) {
                 let _ = std::process::Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
                     .status();
@@ -433,13 +387,8 @@ const GOOD_ACTION: &str = "def main(args):\n    return {\"good\": args.get(\"n\"
 /// `/init` with a good action, then `/run`: the proxy is still healthy.
 fn assert_still_serves(proxy: &Proxy) {
     let init = proxy.init_code(GOOD_ACTION, "main");
-    assert_eq!(
-        init.status, 200,
-        "a good /init after the hostile one: {init:?}"
-    );
-    let run = proxy.run(json!({"n": 7}));
-    assert_eq!(run.status, 200, "{run:?}");
-    assert_eq!(run.json(), json!({"good": 7}));
+    assert_status(proxy, "a good /init after the hostile one", &init, 200);
+    assert_eq!(run_ok(proxy, json!({"n": 7})), json!({"good": 7}));
 }
 
 /// A package refused with a JSON error of status 400 that names `entry`.
@@ -449,7 +398,7 @@ fn assert_refused(answer: &Answer, entry: &str) {
         400,
         "expected 400 naming '{entry}', got {} {}",
         answer.status,
-        String::from_utf8_lossy(&answer.body)
+        answer.text()
     );
     let error = answer.error();
     assert!(
@@ -463,7 +412,7 @@ fn assert_refused(answer: &Answer, entry: &str) {
 
 #[test]
 fn zip_slip_entries_are_refused_and_nothing_lands_outside() {
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     // The proxy's folder is <tmp>/<proxy>/, actions go to <tmp>/<proxy>/action/<n>/.
     let outside = proxy.path().parent().unwrap().to_path_buf();
     let name = unique("zip-slip");
@@ -495,7 +444,7 @@ fn zip_slip_entries_are_refused_and_nothing_lands_outside() {
 
 #[test]
 fn targz_slip_entries_are_refused_and_nothing_lands_outside() {
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     let outside = proxy.path().parent().unwrap().to_path_buf();
     let name = unique("tar-slip");
     let absolute = outside.join(&name);
@@ -525,7 +474,7 @@ fn targz_slip_entries_are_refused_and_nothing_lands_outside() {
 
 #[test]
 fn zip_symlink_escapes_are_refused() {
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     let target = tempfile::tempdir().unwrap();
     let target_path = target.path().display().to_string();
     std::fs::write(target.path().join("victim"), b"original").unwrap();
@@ -539,16 +488,13 @@ fn zip_symlink_escapes_are_refused() {
     assert_refused(&proxy.init_binary(&zip, "main"), "evil/x");
 
     // The same with the zip crate's own symlink entries and a relative way out.
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default();
-    writer.start_file("__main__.py", options).unwrap();
-    writer.write_all(GOOD_ACTION.as_bytes()).unwrap();
-    writer.add_symlink("up", "../../../..", options).unwrap();
-    writer.add_symlink("evil2", &target_path, options).unwrap();
-    writer.add_directory("evil2/", options).unwrap();
-    writer.start_file("evil2/y", options).unwrap();
-    writer.write_all(b"through the link").unwrap();
-    let zip = writer.finish().unwrap().into_inner();
+    let zip = Archive::zip()
+        .file("__main__.py", GOOD_ACTION)
+        .symlink("up", "../../../..")
+        .symlink("evil2", &target_path)
+        .folder("evil2/")
+        .file("evil2/y", "through the link")
+        .build();
     let answer = proxy.init_binary(&zip, "main");
     assert_eq!(answer.status, 400, "{answer:?}");
     assert!(answer.error().contains("evil2"), "{}", answer.error());
@@ -558,7 +504,7 @@ fn zip_symlink_escapes_are_refused() {
     // A symlink to a file outside, then a file of the same name (writing through it). The
     // zip reader keeps only the last of entries with one name, so this may well be accepted:
     // what matters is that nothing is written through the link.
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     let zip = raw_zip(&[
         RawZipEntry::stored("__main__.py", GOOD_ACTION.as_bytes()),
         RawZipEntry::symlink("victim", &format!("{target_path}/victim")),
@@ -580,7 +526,7 @@ fn zip_symlink_escapes_are_refused() {
 
 #[test]
 fn targz_symlink_escapes_are_refused() {
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     let target = tempfile::tempdir().unwrap();
     let target_path = target.path().display().to_string();
     std::fs::write(target.path().join("victim"), b"original").unwrap();
@@ -670,7 +616,7 @@ fn assert_bomb_refused(proxy: &Proxy, bomb: &[u8], error_says: &[&str]) {
         400,
         "a bomb must be refused: {} {}",
         answer.status,
-        String::from_utf8_lossy(&answer.body)
+        answer.text()
     );
     let error = answer.error();
     assert!(
@@ -681,7 +627,7 @@ fn assert_bomb_refused(proxy: &Proxy, bomb: &[u8], error_says: &[&str]) {
         started.elapsed() < Duration::from_secs(120),
         "took too long"
     );
-    let peak_kib = proc_status_kb(proxy.pid(), "VmHWM");
+    let peak_kib = peak_kib(proxy);
     assert!(
         peak_kib < 100 * 1024,
         "the proxy's peak RSS was {peak_kib} KiB (over 100 MiB)"
@@ -693,7 +639,7 @@ fn zip_bomb_is_refused_with_bounded_memory() {
     let bomb = zip_bomb();
     assert!(bomb.len() < 2_000_000, "the bomb is {} bytes", bomb.len());
     // Default limits: the central directory declares 1.5 GiB.
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     assert_bomb_refused(&proxy, bomb, &["OW_MAX_UNPACKED_BYTES"]);
     assert_still_serves(&proxy);
 }
@@ -720,7 +666,7 @@ fn zip_bomb_is_refused_while_streaming_when_the_size_limit_allows_it() {
 fn zip_whose_header_lies_about_the_size_is_refused() {
     // 1.5 GiB of zeros behind headers that declare 1000 bytes.
     let liar = zip_of_zeros(BOMB_BYTES, 1000);
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     assert_bomb_refused(&proxy, &liar, &["zeros.bin"]);
     assert_still_serves(&proxy);
 }
@@ -729,7 +675,7 @@ fn zip_whose_header_lies_about_the_size_is_refused() {
 fn targz_bomb_is_refused_with_bounded_memory() {
     let bomb = targz_of_zeros(BOMB_BYTES);
     assert!(bomb.len() < 2_000_000, "the bomb is {} bytes", bomb.len());
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     assert_bomb_refused(
         &proxy,
         &bomb,
@@ -750,7 +696,7 @@ fn archive_entry_and_size_limits_hold() {
     );
     let names: Vec<String> = (0..20).map(|i| format!("f{i}.txt")).collect();
     let many: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
-    for package in [zip(&many), targz(&many, &[])] {
+    for package in [Archive::zip(), Archive::targz()].map(|a| a.files(&many).build()) {
         let answer = proxy.init_binary(&package, "main");
         assert_eq!(answer.status, 400, "{answer:?}");
         assert!(
@@ -761,7 +707,7 @@ fn archive_entry_and_size_limits_hold() {
     }
     let big = vec![b'x'; 200_000];
     let large: &[(&str, &[u8])] = &[("__main__.py", GOOD_ACTION.as_bytes()), ("big", &big)];
-    for package in [zip(large), targz(large, &[])] {
+    for package in [Archive::zip(), Archive::targz()].map(|a| a.files(large).build()) {
         let answer = proxy.init_binary(&package, "main");
         assert_eq!(answer.status, 400, "{answer:?}");
         assert!(
@@ -771,8 +717,11 @@ fn archive_entry_and_size_limits_hold() {
         );
     }
     // Within the limits all is well.
-    let ok = zip(&[("__main__.py", GOOD_ACTION.as_bytes()), ("small", b"x")]);
-    assert_eq!(proxy.init_binary(&ok, "main").status, 200);
+    let ok = Archive::zip()
+        .file("__main__.py", GOOD_ACTION)
+        .file("small", "x")
+        .build();
+    init_binary_ok(&proxy, &ok, "main");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -780,9 +729,9 @@ fn archive_entry_and_size_limits_hold() {
 
 #[test]
 fn corrupt_zip_and_gzip_get_a_json_error() {
-    let proxy = Proxy::start("python");
-    let good_zip = zip(&[("__main__.py", GOOD_ACTION.as_bytes())]);
-    let good_targz = targz(&[("__main__.py", GOOD_ACTION.as_bytes())], &[]);
+    let proxy = Proxy::python();
+    let good_zip = Archive::zip().file("__main__.py", GOOD_ACTION).build();
+    let good_targz = Archive::targz().file("__main__.py", GOOD_ACTION).build();
 
     let mut flipped_zip = good_zip.clone();
     // Inside the compressed data of the only entry (after the 30-byte header and the name).
@@ -832,15 +781,11 @@ fn corrupt_zip_and_gzip_get_a_json_error() {
             .and_then(|v| v["error"].as_str().map(str::to_string));
         match error {
             Some(e) if answer.status == 400 && (e.contains("zip") || e.contains("tar")) => {}
-            _ => failures.push(format!(
-                "{what}: got {} {}",
-                answer.status,
-                String::from_utf8_lossy(&answer.body)
-            )),
+            _ => failures.push(format!("{what}: got {} {}", answer.status, answer.text())),
         }
         if answer.status == 200 {
             // Accepted and initialised: the next case needs a proxy that takes an /init.
-            proxy = Proxy::start("python");
+            proxy = Proxy::python();
         }
     }
     assert!(
@@ -856,15 +801,15 @@ fn corrupt_zip_and_gzip_get_a_json_error() {
 
 #[test]
 fn a_200_mib_body_gets_413() {
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     let length: u64 = 200 * 1024 * 1024;
     let mut connection = proxy.connect();
-    connection.send_raw(
-        format!(
-            "POST /init HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
-        )
-        .as_bytes(),
-    );
+    connection.send_raw(&request_head(
+        "POST",
+        "/init",
+        &[JSON_BODY],
+        Some(length as usize),
+    ));
     // Stream the body from another socket handle while this thread waits for the answer: the
     // proxy may answer before reading it all, and close.
     let writer = {
@@ -890,7 +835,7 @@ fn a_200_mib_body_gets_413() {
     );
     drop(connection);
     let _ = writer.join();
-    let peak_kib = proc_status_kb(proxy.pid(), "VmHWM");
+    let peak_kib = peak_kib(&proxy);
     assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
     assert_still_serves(&proxy);
 }
@@ -920,7 +865,12 @@ fn body_limit_is_exact_with_or_without_content_length() {
     // Over the limit, chunked (no Content-Length): stopped while reading.
     let mut connection = proxy.connect();
     let body = padded(3000);
-    let mut raw = b"POST /init HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut raw = request_head(
+        "POST",
+        "/init",
+        &[JSON_BODY, ("Transfer-Encoding", "chunked")],
+        None,
+    );
     for chunk in body.chunks(500) {
         raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
         raw.extend_from_slice(chunk);
@@ -936,7 +886,7 @@ fn body_limit_is_exact_with_or_without_content_length() {
 
 #[test]
 fn malformed_json_and_wrong_types_get_400() {
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     let bad_inits: &[&[u8]] = &[
         b"",
         b"not json",
@@ -965,11 +915,11 @@ fn malformed_json_and_wrong_types_get_400() {
                 "/init {:?}: got {} {}",
                 String::from_utf8_lossy(body),
                 answer.status,
-                String::from_utf8_lossy(&answer.body)
+                answer.text()
             ));
         }
     }
-    assert_eq!(proxy.init_code(GOOD_ACTION, "main").status, 200);
+    init_ok(&proxy, GOOD_ACTION, "main");
     let bad_runs: &[&[u8]] = &[
         b"",
         b"not json",
@@ -996,7 +946,7 @@ fn malformed_json_and_wrong_types_get_400() {
                 "/run {:?}: got {} {}",
                 String::from_utf8_lossy(body),
                 answer.status,
-                String::from_utf8_lossy(&answer.body)
+                answer.text()
             ));
         }
     }
@@ -1014,14 +964,14 @@ fn malformed_json_and_wrong_types_get_400() {
     }
     // An array is not the protocol's body, even one holding an object (last: if it is
     // accepted, this proxy is initialised).
-    let fresh = Proxy::start("python");
+    let fresh = Proxy::python();
     let array = json!([{ "code": GOOD_ACTION }]).to_string();
     let answer = fresh.post("/init", array.as_bytes());
     if answer.status != 400 {
         failures.push(format!(
             "/init {array}: got {} {}",
             answer.status,
-            String::from_utf8_lossy(&answer.body)
+            answer.text()
         ));
     }
     assert!(
@@ -1033,22 +983,19 @@ fn malformed_json_and_wrong_types_get_400() {
 
 #[test]
 fn a_body_cut_off_by_the_client_does_not_wedge_the_proxy() {
-    let proxy = Proxy::start("python");
-    let head = |path: &str| {
-        format!(
-            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
-        )
-    };
+    let proxy = Proxy::python();
+    // A head that announces 1000 bytes, of which only the first few are sent.
+    let head = |path: &str| request_head("POST", path, &[JSON_BODY], Some(1000));
     // Cut off and closed, on both routes.
     for path in ["/init", "/run"] {
         let mut connection = proxy.connect();
-        connection.send_raw(head(path).as_bytes());
+        connection.send_raw(&head(path));
         connection.send_raw(b"{\"value\":");
         drop(connection);
     }
     // Cut off and left open: other clients are served meanwhile.
     let mut stalled = proxy.connect();
-    stalled.send_raw(head("/init").as_bytes());
+    stalled.send_raw(&head("/init"));
     stalled.send_raw(b"{\"value\":");
     let started = Instant::now();
     assert_still_serves(&proxy);
@@ -1061,19 +1008,13 @@ fn a_body_cut_off_by_the_client_does_not_wedge_the_proxy() {
 
 #[test]
 fn a_client_gone_mid_activation_does_not_shift_later_answers() {
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     let code = "import time\ndef main(args):\n    time.sleep(args.get(\"sleep\", 0))\n    print(\"activation\", args[\"id\"])\n    return {\"id\": args[\"id\"]}\n";
-    assert_eq!(proxy.init_code(code, "main").status, 200);
+    init_ok(&proxy, code, "main");
     // The client sends a slow activation and hangs up before it answers.
     let mut gone = proxy.connect();
     let body = json!({"value": {"id": 1, "sleep": 1.0}}).to_string();
-    gone.send_raw(
-        format!(
-            "POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
+    gone.send_request("POST", "/run", &[JSON_BODY], body.as_bytes());
     std::thread::sleep(Duration::from_millis(200));
     drop(gone);
     let mut wrong = Vec::new();
@@ -1083,7 +1024,7 @@ fn a_client_gone_mid_activation_does_not_shift_later_answers() {
             wrong.push(format!(
                 "activation {id} got {} {}",
                 answer.status,
-                String::from_utf8_lossy(&answer.body)
+                answer.text()
             ));
         }
     }
@@ -1140,9 +1081,8 @@ for line in sys.stdin:
 
 #[test]
 fn garbage_and_extra_lines_on_fd3_never_shift_answers() {
-    let proxy = Proxy::start("python");
-    let init = proxy.init_code(MISBEHAVING_EXEC, "main");
-    assert_eq!(init.status, 200, "{init:?}");
+    let proxy = Proxy::python();
+    init_ok(&proxy, MISBEHAVING_EXEC, "main");
     let mut id = 0;
     let mut run = |mode: &str| {
         id += 1;
@@ -1181,7 +1121,7 @@ fn garbage_and_extra_lines_on_fd3_never_shift_answers() {
             failures.push(format!(
                 "{mode} (id {bad_id}): expected {expected}, got {} {:?}",
                 bad.status,
-                String::from_utf8_lossy(&bad.body)
+                bad.text()
             ));
         }
         for _ in 0..2 {
@@ -1190,7 +1130,7 @@ fn garbage_and_extra_lines_on_fd3_never_shift_answers() {
                 failures.push(format!(
                     "after {mode}: request {good_id} got {} {}",
                     good.status,
-                    String::from_utf8_lossy(&good.body)
+                    good.text()
                 ));
             }
         }
@@ -1204,10 +1144,10 @@ fn garbage_and_extra_lines_on_fd3_never_shift_answers() {
 
 #[test]
 fn concurrent_runs_each_get_their_own_answer() {
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     let code =
         "import time\ndef main(args):\n    time.sleep(0.01)\n    return {\"id\": args[\"id\"]}\n";
-    assert_eq!(proxy.init_code(code, "main").status, 200);
+    init_ok(&proxy, code, "main");
     let port = proxy.port;
     let threads: Vec<_> = (0..8)
         .map(|t| {
@@ -1232,7 +1172,7 @@ fn concurrent_runs_each_get_their_own_answer() {
 fn a_result_line_over_the_limit_gets_502_and_the_next_run_works() {
     let proxy = Proxy::start_with("python", &[("OW_MAX_RESULT_BYTES", "1000")], &[]);
     let code = "def main(args):\n    return {\"data\": \"x\" * args[\"size\"]}\n";
-    assert_eq!(proxy.init_code(code, "main").status, 200);
+    init_ok(&proxy, code, "main");
     let mut failures = Vec::new();
     // Well over (many pipe buffers), and a little over (one read).
     for size in [10_000_000, 5_000, 1_100] {
@@ -1255,8 +1195,7 @@ fn a_result_line_over_the_limit_gets_502_and_the_next_run_works() {
         }
     }
     // Under the limit is fine.
-    let fits = proxy.run(json!({"size": 900}));
-    assert_eq!(fits.status, 200);
+    run_ok(&proxy, json!({"size": 900}));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -1283,8 +1222,8 @@ fn pid_of(answer: &Answer) -> u64 {
 
 #[test]
 fn a_child_killed_by_sigkill_is_named_and_the_next_run_restarts_it() {
-    let proxy = Proxy::start("python");
-    assert_eq!(proxy.init_code(DYING_ACTION, "main").status, 200);
+    let proxy = Proxy::python();
+    init_ok(&proxy, DYING_ACTION, "main");
     let first = pid_of(&proxy.run(json!({})));
 
     let answer = proxy.run(json!({"kill": true}));
@@ -1320,10 +1259,10 @@ fn a_child_killed_by_sigkill_is_named_and_the_next_run_restarts_it() {
 
 #[test]
 fn a_child_killed_from_outside_during_a_run_is_named_and_replaced() {
-    let proxy = Proxy::start("python");
-    assert_eq!(proxy.init_code(DYING_ACTION, "main").status, 200);
+    let proxy = Proxy::python();
+    init_ok(&proxy, DYING_ACTION, "main");
     let first = pid_of(&proxy.run(json!({})));
-    assert_eq!(children_of(proxy.pid()), vec![first as u32]);
+    assert_eq!(procfs::children(proxy.pid()), vec![first as u32]);
 
     let port = proxy.port;
     let sleeper = std::thread::spawn(move || {
@@ -1358,7 +1297,7 @@ fn a_child_killed_from_outside_during_a_run_is_named_and_replaced() {
 #[test]
 fn an_expired_deadline_kills_the_child_frames_the_logs_and_restarts() {
     let proxy = Proxy::start_with("python", &[("OW_ENFORCE_DEADLINE", "1")], &[]);
-    assert_eq!(proxy.init_code(DYING_ACTION, "main").status, 200);
+    init_ok(&proxy, DYING_ACTION, "main");
     let far = (epoch_millis() + 600_000).to_string();
     let first = pid_of(&proxy.post_json("/run", &json!({"value": {}, "deadline": far})));
 
@@ -1408,7 +1347,7 @@ def main(args):
     time.sleep(30)
     return {}
 "#;
-    assert_eq!(proxy.init_code(code, "main").status, 200);
+    init_ok(&proxy, code, "main");
     let port = proxy.port;
     let _in_flight = std::thread::spawn(move || {
         // No answer is owed: the grace period is shorter than the activation.
@@ -1421,7 +1360,7 @@ def main(args):
     let grandchild = pids["grandchild"].as_u64().unwrap() as u32;
     // Should the test fail, these must not outlive it.
     let _cleanup = KillOnDrop(vec![child, grandchild]);
-    assert!(running(child) && running(grandchild));
+    assert!(procfs::running(child) && procfs::running(grandchild));
 
     let started = Instant::now();
     proxy.signal("TERM");
@@ -1445,7 +1384,7 @@ def main(args):
 fn sigterm_lets_a_running_activation_finish_within_the_grace_period() {
     let mut proxy = Proxy::start_with("python", &[("OW_SHUTDOWN_GRACE_SECONDS", "20")], &[]);
     let code = "import time\ndef main(args):\n    print(\"started\", flush=True)\n    time.sleep(1)\n    return {\"finished\": True}\n";
-    assert_eq!(proxy.init_code(code, "main").status, 200);
+    init_ok(&proxy, code, "main");
     let port = proxy.port;
     let in_flight = std::thread::spawn(move || Connection::open(port).post("/run", b"{}"));
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1455,7 +1394,7 @@ fn sigterm_lets_a_running_activation_finish_within_the_grace_period() {
     }
     proxy.signal("TERM");
     let answer = in_flight.join().unwrap();
-    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_status(&proxy, "run", &answer, 200);
     assert_eq!(answer.json(), json!({"finished": true}));
     let started = Instant::now();
     assert_eq!(proxy.wait_exit(Duration::from_secs(15)), Some(0));
@@ -1470,14 +1409,13 @@ fn sigterm_lets_a_running_activation_finish_within_the_grace_period() {
 
 #[test]
 fn five_megabytes_without_a_newline_are_framed() {
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     let code = "import sys\ndef main(args):\n    sys.stdout.write(\"o\" * 5000000)\n    sys.stderr.write(\"e\" * 5000000)\n    return {\"done\": True}\n";
-    assert_eq!(proxy.init_code(code, "main").status, 200);
+    init_ok(&proxy, code, "main");
     let started = Instant::now();
-    let answer = proxy.run(json!({}));
+    let result = run_ok(&proxy, json!({}));
     assert!(started.elapsed() < Duration::from_secs(60));
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.json(), json!({"done": true}));
+    assert_eq!(result, json!({"done": true}));
     let (out, err) = proxy.logs_after(1);
     let line_out = format!("{}\n{SENTINEL}\n", "o".repeat(5_000_000));
     let line_err = format!("{}\n{SENTINEL}\n", "e".repeat(5_000_000));
@@ -1485,12 +1423,12 @@ fn five_megabytes_without_a_newline_are_framed() {
     assert!(err.ends_with(&line_err), "stderr: 5 MB, newline, sentinel");
     assert_eq!(out.matches('o').count(), 5_000_000);
     assert_eq!(err.matches('e').count(), 5_000_000);
-    assert_eq!(proxy.run(json!({})).status, 200);
+    run_ok(&proxy, json!({}));
 }
 
 #[test]
 fn flooding_stdout_and_stderr_neither_blocks_nor_breaks_framing() {
-    let proxy = Proxy::start("python");
+    let proxy = Proxy::python();
     // 50 MiB on each stream, interleaved, in lines; a marker line ends each stream.
     let code = r#"import sys
 def main(args):
@@ -1502,7 +1440,7 @@ def main(args):
     print("END-ERR", file=sys.stderr)
     return {"mib": args["mib"]}
 "#;
-    assert_eq!(proxy.init_code(code, "main").status, 200);
+    init_ok(&proxy, code, "main");
     let started = Instant::now();
     let answer = proxy.run(json!({"mib": 50}));
     assert!(
@@ -1510,7 +1448,7 @@ def main(args):
         "the flood took {:?}",
         started.elapsed()
     );
-    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_status(&proxy, "run", &answer, 200);
     assert_eq!(answer.json(), json!({"mib": 50}));
     let second = proxy.run(json!({"mib": 0}));
     assert_eq!(second.json(), json!({"mib": 0}));
