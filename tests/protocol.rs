@@ -15,15 +15,14 @@ const ECHO: &str = "def main(args):\n    return args.get('r', args)\n";
 
 /// A started proxy with the echo action initialised.
 fn echo_proxy() -> Proxy {
-    let p = Proxy::start("python");
-    let a = p.init_code(ECHO, "main");
-    assert_eq!(a.status, 200, "init: {}", a.json());
+    let p = Proxy::python();
+    init_ok(&p, ECHO, "main");
     p
 }
 
 #[test]
 fn every_answer_is_json_with_type_and_length_including_errors() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     let mut seen = Vec::new();
     let mut check = |what: &str, expected: u16, a: Answer| {
         assert_json_answer(what, &a);
@@ -48,7 +47,7 @@ fn every_answer_is_json_with_type_and_length_including_errors() {
     check(
         "init of a zip without entry",
         502,
-        p.init_binary(&zip(&[("other.py", b"x = 1\n")]), "main"),
+        p.init_binary(&Archive::zip().file("other.py", "x = 1\n").build(), "main"),
     );
     check("init", 200, p.init_code(ECHO, "main"));
     check("run", 200, p.run(json!({"r": {"ok": 1}})));
@@ -77,7 +76,7 @@ fn answers_on_one_kept_alive_connection_each_carry_their_length() {
 
 #[test]
 fn unknown_paths_are_json_404() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     for (method, path) in [
         ("POST", "/nope"),
         ("POST", "/init/extra"),
@@ -95,7 +94,7 @@ fn unknown_paths_are_json_404() {
 
 #[test]
 fn init_body_that_is_not_json_is_400_and_does_not_count() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     for body in [
         &b"not json"[..],
         b"",
@@ -113,7 +112,7 @@ fn init_body_that_is_not_json_is_400_and_does_not_count() {
         );
         assert!(!a.error().is_empty());
     }
-    assert_eq!(p.init_code(ECHO, "main").status, 200);
+    init_ok(&p, ECHO, "main");
     assert_eq!(
         p.run(json!({"r": {"ok": true}})).json(),
         json!({"ok": true})
@@ -123,7 +122,7 @@ fn init_body_that_is_not_json_is_400_and_does_not_count() {
 
 #[test]
 fn init_value_that_is_not_an_object_is_400() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     for value in [
         json!(5),
         json!("def main(a): return a"),
@@ -134,12 +133,12 @@ fn init_value_that_is_not_an_object_is_400() {
         assert_eq!(a.status, 400, "value {value}: {}", a.json());
         assert!(!a.error().is_empty());
     }
-    assert_eq!(p.init_code(ECHO, "main").status, 200);
+    init_ok(&p, ECHO, "main");
 }
 
 #[test]
 fn run_before_init_is_500() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     let a = p.run(json!({"x": 1}));
     assert_json_answer("run before init", &a);
     assert_eq!(a.status, 500);
@@ -148,7 +147,7 @@ fn run_before_init_is_500() {
     assert_eq!(p.init(json!({})).status, 403);
     assert_eq!(p.run(json!({})).status, 500);
 
-    assert_eq!(p.init_code(ECHO, "main").status, 200);
+    init_ok(&p, ECHO, "main");
     assert_eq!(p.run(json!({"r": [1]})).json(), json!([1]));
     p.framed_logs(1);
 }
@@ -174,14 +173,15 @@ fn run_body_that_is_not_json_is_400_without_sentinel() {
 
 #[test]
 fn failed_init_does_not_count_and_the_next_one_gets_a_fresh_folder() {
-    let p = Proxy::start("python");
-    let no_entry = zip(&[("leftover.txt", b"from the failed attempt")]);
+    let p = Proxy::python();
+    let no_entry = Archive::zip()
+        .file("leftover.txt", "from the failed attempt")
+        .build();
     assert_eq!(p.init_binary(&no_entry, "main").status, 502);
     assert_eq!(p.init_code("def main(args:\n", "main").status, 502);
     let lister =
         "import os\ndef main(args):\n    return {'files': os.listdir('.'), 'cwd': os.getcwd()}\n";
-    let ok = p.init_code(lister, "main");
-    assert_eq!(ok.status, 200, "{}", ok.json());
+    init_ok(&p, lister, "main");
     let result = p.run(json!({})).json();
     let files = result["files"].as_array().unwrap();
     assert!(
@@ -194,7 +194,7 @@ fn failed_init_does_not_count_and_the_next_one_gets_a_fresh_folder() {
 
 #[test]
 fn failing_import_is_502_with_the_first_line_of_the_cause() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     let code = "import no_such_module_for_actionloop\n\ndef main(args):\n    return {}\n";
     let a = p.init_code(code, "main");
     assert_json_answer("failing import", &a);
@@ -216,7 +216,7 @@ fn failing_import_is_502_with_the_first_line_of_the_cause() {
 
 #[test]
 fn exit_before_the_ack_is_502_cannot_start() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     for code in [
         "import os\nos._exit(3)\n",
         "import sys\nsys.exit(4)\n",
@@ -229,12 +229,12 @@ fn exit_before_the_ack_is_502_cannot_start() {
     }
     // Each failed attempt is framed once, and none of them counted.
     p.framed_logs(3);
-    assert_eq!(p.init_code(ECHO, "main").status, 200);
+    init_ok(&p, ECHO, "main");
 }
 
 #[test]
 fn binary_code_that_is_not_base64_is_400_saying_base64() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     for code in ["this is not base64 !!", "@@@@", "UEsDBA=x"] {
         let a = p.init(json!({"code": code, "binary": true, "main": "main"}));
         assert_json_answer("bad base64", &a);
@@ -245,7 +245,7 @@ fn binary_code_that_is_not_base64_is_400_saying_base64() {
             a.error()
         );
     }
-    assert_eq!(p.init_code(ECHO, "main").status, 200);
+    init_ok(&p, ECHO, "main");
     assert_eq!(p.run(json!({"r": {}})).json(), json!({}));
     p.framed_logs(1);
 }
@@ -278,7 +278,7 @@ fn version_flag_prints_the_version_and_exits_0() {
 
 #[test]
 fn action_exit_during_run_is_400_command_exited_and_the_next_run_restarts() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     let code = r#"import os, signal, sys
 def main(args):
     how = args.get("how")
@@ -292,7 +292,7 @@ def main(args):
         os.kill(os.getpid(), signal.SIGKILL)
     return {"pid": os.getpid()}
 "#;
-    assert_eq!(p.init_code(code, "main").status, 200);
+    init_ok(&p, code, "main");
     let first = p.run(json!({})).json()["pid"].clone();
     assert!(first.is_u64(), "{first}");
 
@@ -335,7 +335,7 @@ def main(args):
 
 #[test]
 fn four_concurrent_clients_times_50_runs_get_their_own_answers() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     let code = r#"import sys, time
 def main(args):
     me = args["id"]
@@ -346,7 +346,7 @@ def main(args):
     print("end " + me, file=sys.stderr)
     return {"id": me, "echo": args["payload"]}
 "#;
-    assert_eq!(p.init_code(code, "main").status, 200);
+    init_ok(&p, code, "main");
     let port = p.port;
     let clients: Vec<_> = (0..4)
         .map(|c| {
@@ -357,7 +357,7 @@ def main(args):
                     let payload = format!("{}", c * 1000 + i).repeat(c + 1);
                     let body = json!({"value": {"id": id, "payload": payload}});
                     let a = connection.post("/run", body.to_string().as_bytes());
-                    assert_eq!(a.status, 200, "{id}: {}", String::from_utf8_lossy(&a.body));
+                    assert_eq!(a.status, 200, "{id}: {}", a.text());
                     assert_eq!(a.json(), json!({"id": id, "echo": payload}));
                 }
             })
@@ -393,16 +393,16 @@ def main(args):
 
 #[test]
 fn sentinel_is_on_its_own_line_when_output_lacks_a_final_newline() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     let code = r#"import sys
 def main(args):
     sys.stdout.write("out without newline")
     sys.stderr.write("err without newline")
     return {}
 "#;
-    assert_eq!(p.init_code(code, "main").status, 200);
-    assert_eq!(p.run(json!({})).status, 200);
-    assert_eq!(p.run(json!({})).status, 200);
+    init_ok(&p, code, "main");
+    run_ok(&p, json!({}));
+    run_ok(&p, json!({}));
     let (out, err) = p.logs_after(2);
     for (name, text, line) in [
         ("stdout", &out, "out without newline"),
@@ -424,7 +424,7 @@ def main(args):
 
 #[test]
 fn module_level_output_lands_before_the_first_sentinel() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     let code = r#"import sys
 print("module-level stdout")
 print("module-level stderr", file=sys.stderr)
@@ -433,8 +433,8 @@ def main(args):
     print("run stderr", file=sys.stderr)
     return {}
 "#;
-    assert_eq!(p.init_code(code, "main").status, 200);
-    assert_eq!(p.run(json!({})).status, 200);
+    init_ok(&p, code, "main");
+    run_ok(&p, json!({}));
     let (out, err) = p.logs_after(1);
     for (name, text, loaded, ran) in [
         ("stdout", &out, "module-level stdout", "run stdout"),
@@ -454,7 +454,7 @@ def main(args):
 
 #[test]
 fn proxy_writes_nothing_between_activation_start_and_sentinel_by_default() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     let code = r#"import sys
 def main(args):
     n = args["n"]
@@ -462,13 +462,13 @@ def main(args):
     print("err %d" % n, file=sys.stderr)
     return args.get("r", {"n": n})
 "#;
-    assert_eq!(p.init_code(code, "main").status, 200);
+    init_ok(&p, code, "main");
     // The action printed nothing while loading; whatever is there now is not an activation's.
     let (out_base, err_base) = (p.stdout().len(), p.stderr().len());
-    assert_eq!(p.run(json!({"n": 1})).status, 200);
+    run_ok(&p, json!({"n": 1}));
     assert_eq!(p.run(json!({"n": 2, "r": "not an object"})).status, 502);
     assert_eq!(p.post("/run", b"refused").status, 400);
-    assert_eq!(p.run(json!({"n": 3, "r": [3]})).status, 200);
+    run_ok(&p, json!({"n": 3, "r": [3]}));
     let (out, err) = p.logs_after(3);
     let expected = |stream: &str| {
         (1..=3)
@@ -532,7 +532,7 @@ fn oversized_request_body_is_413_json() {
     let a = p.init_code(&big, "main");
     assert_json_answer("oversized init", &a);
     assert_eq!(a.status, 413, "{}", a.json());
-    assert_eq!(p.init_code(ECHO, "main").status, 200);
+    init_ok(&p, ECHO, "main");
     let a = p.run(json!({"r": {"pad": "y".repeat(4000)}}));
     assert_json_answer("oversized run", &a);
     assert_eq!(a.status, 413, "{}", a.json());
@@ -548,7 +548,7 @@ fn log_init_error_mode_answers_the_fixed_texts_and_keeps_the_cause_in_the_logs()
     let a = p.init_code("import no_such_module_in_compat_mode\n", "main");
     assert_eq!(a.status, 502);
     assert_eq!(a.json(), json!({"error": CANNOT_START}));
-    let a = p.init_binary(&zip(&[("helper.py", b"x = 1\n")]), "main");
+    let a = p.init_binary(&Archive::zip().file("helper.py", "x = 1\n").build(), "main");
     assert_eq!(a.status, 502);
     assert_eq!(a.json(), json!({"error": CANNOT_LOCATE}));
     let (_, err) = p.framed_logs(2);
@@ -556,18 +556,18 @@ fn log_init_error_mode_answers_the_fixed_texts_and_keeps_the_cause_in_the_logs()
         before_first_sentinel(&err).contains("no_such_module_in_compat_mode"),
         "stderr: {err}"
     );
-    assert_eq!(p.init_code(ECHO, "main").status, 200);
+    init_ok(&p, ECHO, "main");
 }
 
 #[test]
 fn debug_flag_sets_ow_debug_for_the_action() {
     let code = "import os\ndef main(args):\n    return {'debug': os.environ.get('OW_DEBUG')}\n";
-    let quiet = Proxy::start("python");
-    assert_eq!(quiet.init_code(code, "main").status, 200);
+    let quiet = Proxy::python();
+    init_ok(&quiet, code, "main");
     assert_eq!(quiet.run(json!({})).json(), json!({"debug": null}));
     for flag in ["-debug", "--debug"] {
         let debug = Proxy::start_with("python", &[], &[flag]);
-        assert_eq!(debug.init_code(code, "main").status, 200);
+        init_ok(&debug, code, "main");
         assert_eq!(debug.run(json!({})).json(), json!({"debug": "1"}), "{flag}");
     }
 }
@@ -584,7 +584,7 @@ fn runtime_comes_from_the_flag_then_ow_runtime_then_python() {
     for (env, args) in cases {
         let p = Proxy::start_args(env, args);
         let a = p.init_code(code, "main");
-        assert_eq!(a.status, 200, "{env:?} {args:?}: {}", a.json());
+        assert_status(&p, &format!("{env:?} {args:?}: init"), &a, 200);
         assert_eq!(
             p.run(json!({})).json(),
             json!({"python": 3}),
@@ -595,11 +595,11 @@ fn runtime_comes_from_the_flag_then_ow_runtime_then_python() {
 
 #[test]
 fn an_empty_zip_is_a_zip_without_entry() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     // The end-of-central-directory record alone: a valid zip with no entries (`PK\x05\x06`).
     let mut empty = b"PK\x05\x06".to_vec();
     empty.extend_from_slice(&[0; 18]);
-    assert_eq!(empty, zip(&[]));
+    assert_eq!(empty, Archive::zip().build());
     let a = p.init_binary(&empty, "main");
     assert_eq!(a.status, 502, "{}", a.json());
     assert!(a.error().starts_with(CANNOT_LOCATE), "{}", a.error());
@@ -607,9 +607,9 @@ fn an_empty_zip_is_a_zip_without_entry() {
 
 #[test]
 fn run_without_value_passes_an_empty_object() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     let code = "def main(args):\n    return {'args': args, 'type': type(args).__name__}\n";
-    assert_eq!(p.init_code(code, "main").status, 200);
+    init_ok(&p, code, "main");
     for body in [
         json!({}),
         json!({"value": null}),
@@ -626,7 +626,7 @@ fn pretty_printed_run_body_with_line_breaks_works() {
     let p = echo_proxy();
     let body = "{\r\n  \"value\": {\n    \"text\": \"line one\\nline two\",\n    \"n\": [\n      1,\n      2\n    ]\n  },\n  \"activation_id\": \"pretty\"\n}\n";
     let a = p.post("/run", body.as_bytes());
-    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(a.json(), json!({"text": "line one\nline two", "n": [1, 2]}));
     // The next request is answered on its own.
     assert_eq!(p.run(json!({"r": {"next": 1}})).json(), json!({"next": 1}));
@@ -634,7 +634,7 @@ fn pretty_printed_run_body_with_line_breaks_works() {
 
 #[test]
 fn large_log_output_is_all_written_before_the_sentinel() {
-    let p = Proxy::start("python");
+    let p = Proxy::python();
     let code = r#"import sys
 def main(args):
     n = args["lines"]
@@ -643,7 +643,7 @@ def main(args):
         sys.stderr.write("stderr line %06d %s\n" % (i, "y" * 60))
     return {"printed": n}
 "#;
-    assert_eq!(p.init_code(code, "main").status, 200);
+    init_ok(&p, code, "main");
     let lines = 40_000; // about 3 MiB per stream, far beyond a pipe's buffer
     assert_eq!(
         p.run(json!({ "lines": lines })).json(),
