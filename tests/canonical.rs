@@ -361,8 +361,7 @@ fn entry_point_other_than_main() {
         }
         // Without `main` in the request, the function is `main`.
         let p = language.start();
-        let a = p.init(json!({"code": language.entry_points}));
-        assert_eq!(a.status, 200, "{}", a.json());
+        assert_initialised(&p, &p.init(json!({"code": language.entry_points})));
         assert_eq!(run_ok(&p, json!({})), json!({"called": "main"}));
     });
 }
@@ -437,7 +436,9 @@ fn syntax_error_fails_init_with_the_cause_and_one_sentinel_per_stream() {
 fn zip_without_its_entry_is_502_cannot_locate_saying_what_is_missing() {
     for_each_language(|language| {
         let p = language.start();
-        let bytes = zip(&[(language.not_the_entry, language.echo.as_bytes())]);
+        let bytes = Archive::zip()
+            .file(language.not_the_entry, language.echo)
+            .build();
         let a = p.init_binary(&bytes, "main");
         assert_json_answer("zip without its entry", &a);
         assert_eq!(a.status, 502, "{}", a.json());
@@ -470,7 +471,7 @@ fn init_env_is_set_before_the_code_loads() {
                 "UNICODE": "Grüße ☃",
             }
         }));
-        assert_eq!(a.status, 200, "{}", a.json());
+        assert_initialised(&p, &a);
         let expected = json!({
             "GREETING": "hello",
             "EMPTY": "",
@@ -560,7 +561,7 @@ fn unicode_in_source_params_logs_and_result() {
         let p = language.start();
         init_ok(&p, language.unicode, "main");
         let a = p.run(json!({ "text": text }));
-        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        assert_eq!(a.status, 200, "{}", a.text());
         let reversed: String = text.chars().rev().collect();
         assert_eq!(
             a.json(),
@@ -619,7 +620,7 @@ fn activation_context_is_in_the_environment_with_api_host_whole() {
                     "deadline": "4102444800000",
                 }),
             );
-            assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+            assert_eq!(a.status, 200, "{}", a.text());
             assert_eq!(
                 a.json(),
                 json!({
@@ -666,7 +667,7 @@ fn non_string_context_values_are_exported_compact_and_never_crash() {
                 "activation_id": "act-1",
             }),
         );
-        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        assert_eq!(a.status, 200, "{}", a.text());
         assert_eq!(
             a.json(),
             json!({
@@ -688,7 +689,7 @@ fn non_string_context_values_are_exported_compact_and_never_crash() {
                 "activation_id": "act-2",
             }),
         );
-        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        assert_eq!(a.status, 200, "{}", a.text());
         assert_eq!(
             a.json(),
             json!({"EXTRA": "{\"a\":{},\"b\":[]}", "ACTIVATION_ID": "act-2"})

@@ -10,7 +10,7 @@ use common::*;
 
 fn node() -> Proxy {
     require("node");
-    Proxy::start("nodejs")
+    Proxy::node()
 }
 
 /// A proxy running `code` as a single file, answering 200 to `{}` with `expected`.
@@ -137,11 +137,11 @@ fn zip_uses_package_json_main() {
     let p = node();
     init_binary_ok(
         &p,
-        &zip(&[
-            ("package.json", package),
-            ("lib/app.js", app.as_bytes()),
-            ("index.js", index.as_bytes()),
-        ]),
+        &Archive::zip()
+            .file("package.json", package)
+            .file("lib/app.js", app)
+            .file("index.js", index)
+            .build(),
         "main",
     );
     assert_eq!(run_ok(&p, json!({})), json!({"from": "lib/app.js"}));
@@ -151,7 +151,7 @@ fn zip_uses_package_json_main() {
 fn zip_without_package_json_uses_index_js() {
     let index = index_js("() => ({from: 'index.js'})");
     let p = node();
-    init_binary_ok(&p, &zip(&[("index.js", index.as_bytes())]), "main");
+    init_binary_ok(&p, &Archive::zip().file("index.js", index).build(), "main");
     assert_eq!(run_ok(&p, json!({})), json!({"from": "index.js"}));
 }
 
@@ -165,17 +165,21 @@ fn zip_main_names_a_file_and_a_nested_property() {
         ("handlers.js", handlers.as_bytes()),
     ];
     let p = node();
-    init_binary_ok(&p, &zip(&files), "handlers.hello");
+    init_binary_ok(&p, &Archive::zip().files(&files).build(), "handlers.hello");
     assert_eq!(run_ok(&p, json!({})), json!({"which": "handlers.hello"}));
     let p = node();
-    init_binary_ok(&p, &zip(&files), "handlers.api.v1.get");
+    init_binary_ok(
+        &p,
+        &Archive::zip().files(&files).build(),
+        "handlers.api.v1.get",
+    );
     assert_eq!(
         run_ok(&p, json!({})),
         json!({"which": "handlers.api.v1.get"})
     );
     // A property that is not there fails /init.
     let p = node();
-    let a = p.init_binary(&zip(&files), "handlers.api.v2.get");
+    let a = p.init_binary(&Archive::zip().files(&files).build(), "handlers.api.v2.get");
     assert_eq!(a.status, 502, "{}", a.json());
     assert!(a.error().starts_with(CANNOT_START), "{}", a.error());
 }
@@ -201,7 +205,7 @@ fn zip_bundled_node_modules_resolve() {
         ("package.json", br#"{"name": "with-deps"}"#),
     ];
     let p = node();
-    init_binary_ok(&p, &zip(&files), "main");
+    init_binary_ok(&p, &Archive::zip().files(&files).build(), "main");
     assert_eq!(
         run_ok(&p, json!({"s": "ab"})),
         json!({"padded": "...ab", "twice": "abab"})
@@ -219,7 +223,7 @@ fn zip_type_module_loads_es_modules() {
         ("util.js", b"export const shout = (s) => s.toUpperCase() + '!';\n"),
     ];
     let p = node();
-    init_binary_ok(&p, &zip(&files), "main");
+    init_binary_ok(&p, &Archive::zip().files(&files).build(), "main");
     assert_eq!(run_ok(&p, json!({})), json!({"esm": "HI!"}));
 }
 
@@ -237,10 +241,14 @@ fn zip_mjs_files_load_as_es_modules() {
         ),
     ];
     let p = node();
-    init_binary_ok(&p, &zip(&files), "main");
+    init_binary_ok(&p, &Archive::zip().files(&files).build(), "main");
     assert_eq!(run_ok(&p, json!({})), json!({"mjs": "default"}));
     let p = node();
-    init_binary_ok(&p, &zip(&files), "other.handlers.go");
+    init_binary_ok(
+        &p,
+        &Archive::zip().files(&files).build(),
+        "other.handlers.go",
+    );
     assert_eq!(run_ok(&p, json!({})), json!({"mjs": "other.handlers.go"}));
 }
 
@@ -265,7 +273,10 @@ function main() {
     let p = node();
     init_binary_ok(
         &p,
-        &zip(&[("index.js", index.as_bytes()), ("data/info.txt", b"packed")]),
+        &Archive::zip()
+            .file("index.js", index)
+            .file("data/info.txt", "packed")
+            .build(),
         "main",
     );
     assert_eq!(

@@ -8,7 +8,7 @@ use common::*;
 
 fn php() -> Proxy {
     require("php");
-    Proxy::start("php")
+    Proxy::php()
 }
 
 /// A proxy whose `php` also reads `ini` (an extra ini file, on top of the usual ones).
@@ -57,7 +57,7 @@ class Greeter {
         ("data/info.txt", b"packed\n"),
     ];
     let p = php();
-    init_binary_ok(&p, &zip(&files), "main");
+    init_binary_ok(&p, &Archive::zip().files(&files).build(), "main");
     assert_eq!(
         run_ok(&p, json!({"name": "PHP"})),
         json!({"greeting": "Hello, PHP", "first": true, "data": "packed"})
@@ -188,7 +188,7 @@ function main(array $args) {
     init_ok(&p, code, "main");
     let before = run_ok(&p, json!({}))["pid"].clone();
     let a = p.run(json!({"fatal": true}));
-    assert_ne!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_ne!(a.status, 200, "{}", a.text());
     assert_eq!(a.status, 400, "{}", a.json());
     assert!(a.error().contains("command exited"), "{}", a.error());
     // Then a restart, not a hang.
@@ -248,7 +248,7 @@ function main(array $args) {
         );
         init_ok(&p, code, "main");
         let a = p.post_json("/run", &json!({"value": {}, "activation_id": "act-1"}));
-        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        assert_eq!(a.status, 200, "{}", a.text());
         assert_eq!(
             a.json(),
             json!({"getenv": "act-1", "env": "act-1", "host_getenv": "http://host",

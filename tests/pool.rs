@@ -49,7 +49,7 @@ fn hammer(proxy: &Proxy, rounds: usize, sleep: f64) -> HashSet<u64> {
 #[test]
 fn a_pool_of_four_spreads_concurrent_runs_and_keeps_answers_apart() {
     let proxy = Proxy::start_with("python", &[("OW_CONCURRENCY", "4")], &[]);
-    assert_eq!(proxy.init_code(ACTION, "main").status, 200);
+    init_ok(&proxy, ACTION, "main");
     let pids = hammer(&proxy, 25, 0.02);
     // With four clients each waiting 20 ms per run, a single child could not have served them
     // all: more than one child must have answered.
@@ -65,8 +65,8 @@ fn a_pool_of_four_spreads_concurrent_runs_and_keeps_answers_apart() {
 
 #[test]
 fn without_a_pool_one_child_serves_every_request_in_turn() {
-    let proxy = Proxy::start("python");
-    assert_eq!(proxy.init_code(ACTION, "main").status, 200);
+    let proxy = Proxy::python();
+    init_ok(&proxy, ACTION, "main");
     let pids = hammer(&proxy, 10, 0.0);
     assert_eq!(pids.len(), 1, "{pids:?}");
 }
@@ -74,7 +74,7 @@ fn without_a_pool_one_child_serves_every_request_in_turn() {
 #[test]
 fn allow_concurrent_alone_means_a_pool_of_four() {
     let proxy = Proxy::start_with("python", &[("__OW_ALLOW_CONCURRENT", "true")], &[]);
-    assert_eq!(proxy.init_code(ACTION, "main").status, 200);
+    init_ok(&proxy, ACTION, "main");
     let pids = hammer(&proxy, 10, 0.05);
     assert!(pids.len() > 1 && pids.len() <= 4, "{pids:?}");
 }

@@ -11,7 +11,7 @@ use common::*;
 
 fn python() -> Proxy {
     require("python3");
-    Proxy::start("python")
+    Proxy::python()
 }
 
 /// `pythonX.Y` of the `python3` on PATH, the one the proxy starts.
@@ -97,7 +97,7 @@ fn zip_files() -> Vec<(&'static str, &'static [u8])> {
 #[test]
 fn zip_with_main_py_imports_its_sibling_modules() {
     let p = python();
-    init_binary_ok(&p, &zip(&zip_files()), "main");
+    init_binary_ok(&p, &Archive::zip().files(&zip_files()).build(), "main");
     let result = run_ok(&p, json!({"name": "zip"}));
     assert_eq!(result["greeting"], json!("Hello, zip"));
     assert_eq!(result["value"], json!(42));
@@ -106,7 +106,7 @@ fn zip_with_main_py_imports_its_sibling_modules() {
 
     // Another function of the same zip.
     let p = python();
-    init_binary_ok(&p, &zip(&zip_files()), "other");
+    init_binary_ok(&p, &Archive::zip().files(&zip_files()).build(), "other");
     assert_eq!(run_ok(&p, json!({})), json!({"other": "Hello, other"}));
 }
 
@@ -125,7 +125,10 @@ def main(args):
     }
 "#;
     files[0] = ("__main__.py", main.as_bytes());
-    let bytes = targz(&files, &[("link.txt", "data/info.txt")]);
+    let bytes = Archive::targz()
+        .files(&files)
+        .symlink("link.txt", "data/info.txt")
+        .build();
     init_binary_ok(&p, &bytes, "main");
     assert_eq!(
         run_ok(&p, json!({})),
@@ -172,7 +175,7 @@ fn virtualenv_made_with_python_m_venv_is_activated() {
     let target = std::fs::read_link(&link).expect("venv's bin/python is a symlink");
 
     let p = python();
-    init_binary_ok(&p, &zip_dir(stage.path()), "main");
+    init_binary_ok(&p, &Archive::zip_of_dir(stage.path()), "main");
     let result = run_ok(&p, json!({}));
     assert_eq!(result["value"], json!("from the venv"), "{result}");
     assert!(
@@ -199,15 +202,13 @@ fn virtualenv_made_by_hand_is_activated_and_keeps_its_symlink() {
     let main = format!(
         "{VENV_MAIN}\nimport pthmod\n\ndef with_pth(args):\n    return {{'pth': pthmod.VALUE}}\n"
     );
-    let bytes = zip_with_symlinks(
-        &[
-            ("__main__.py", main.as_bytes()),
-            (&mymod, b"VALUE = 'made by hand'\n"),
-            (&pth, b"extra_dir\n"),
-            (&pthmod, b"VALUE = 'through a .pth file'\n"),
-        ],
-        &[("virtualenv/bin/python", "/usr/bin/python3")],
-    );
+    let bytes = Archive::zip()
+        .file("__main__.py", main)
+        .file(&mymod, "VALUE = 'made by hand'\n")
+        .file(&pth, "extra_dir\n")
+        .file(&pthmod, "VALUE = 'through a .pth file'\n")
+        .symlink("virtualenv/bin/python", "/usr/bin/python3")
+        .build();
 
     let p = python();
     init_binary_ok(&p, &bytes, "main");
@@ -332,12 +333,12 @@ fn init_env_reaches_modules_imported_from_a_zip_and_the_interpreter_itself() {
     ];
     let p = python();
     let a = p.init(json!({
-        "code": b64(&zip(&files)),
+        "code": b64(&Archive::zip().files(&files).build()),
         "binary": true,
         "main": "main",
         "env": {"APP_MODE": "production", "PYTHONPATH": extra.path().to_str().unwrap()},
     }));
-    assert_eq!(a.status, 200, "{} / stderr: {}", a.json(), p.stderr());
+    assert_initialised(&p, &a);
     assert_eq!(
         run_ok(&p, json!({})),
         json!({"mode": "production", "ext": "outside the zip"})
@@ -472,7 +473,7 @@ fn base64_source_that_is_not_an_archive_is_a_single_file() {
 #[test]
 fn python_children_get_allocator_tunables_unless_the_environment_sets_its_own() {
     let code = "import os\ndef main(args):\n    return {'t': os.environ.get('GLIBC_TUNABLES')}\n";
-    let tuned = Proxy::start("python");
+    let tuned = Proxy::python();
     init_ok(&tuned, code, "main");
     let t = run_ok(&tuned, json!({}))["t"]
         .as_str()
