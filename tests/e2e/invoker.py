@@ -15,6 +15,7 @@ Container.scala, ContainerProxy.scala, DockerToActivationLogStore); the reasons 
   timeout between records; or, after a developer error, only what is already in the file.
 """
 
+import atexit
 import http.client
 import json
 import os
@@ -23,6 +24,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 SENTINEL = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
@@ -53,6 +55,8 @@ class Engine:
             else:
                 raise SystemExit("e2e: neither a working Docker engine nor podman found")
         self.kind = kind
+        self.scratch = tempfile.mkdtemp(prefix="actionloop-e2e-")
+        atexit.register(shutil.rmtree, self.scratch, True)
         if kind == "podman":
             flags = os.environ.get("PODMAN_FLAGS", "--runtime runc --cgroup-manager cgroupfs")
             self.base = ["podman"] + shlex.split(flags)
@@ -71,8 +75,10 @@ class Engine:
             raise SystemExit(f"e2e: ENGINE must be docker or podman, not {kind!r}")
 
     def run(self, *args, check=True, timeout=120):
+        # In a scratch folder: podman's conmon writes a file "oom" into its working directory
+        # when the container's cgroup sees an OOM kill.
         proc = subprocess.run(
-            self.base + list(args), capture_output=True, text=True, timeout=timeout
+            self.base + list(args), capture_output=True, text=True, timeout=timeout, cwd=self.scratch
         )
         if check and proc.returncode != 0:
             raise EngineError(
