@@ -25,6 +25,9 @@ pub struct Language {
     pub read_at_start: &'static [&'static str],
     /// Whether the interpreter gets the proxy's glibc allocator tunables (see `memory`).
     pub tune_malloc: bool,
+    /// Whether the launcher keeps the answer channel (fd 3) from the action's code, so that
+    /// only its own JSON encoder writes there. PHP cannot close or move a descriptor.
+    pub private_answers: bool,
     /// How the dependencies an action declares but does not bundle are installed.
     pub install: Install,
 }
@@ -57,6 +60,7 @@ pub const PYTHON: Language = Language {
     source_name: "main__.py",
     read_at_start: &["PYTHON"],
     tune_malloc: true,
+    private_answers: true,
     install: Install {
         needed: |dir| dir.join("requirements.txt").exists() && !dir.join("virtualenv").exists(),
         steps: &[
@@ -88,6 +92,7 @@ pub const NODEJS: Language = Language {
     source_name: "index.js",
     read_at_start: &["NODE_", "UV_"],
     tune_malloc: false,
+    private_answers: true,
     install: Install {
         needed: needs_npm,
         steps: &[Step {
@@ -106,6 +111,7 @@ pub const PHP: Language = Language {
     source_name: "index.php",
     read_at_start: &["PHP_INI_", "PHPRC"],
     tune_malloc: false,
+    private_answers: false,
     install: Install {
         needed: |dir| dir.join("composer.json").exists() && !dir.join("vendor").exists(),
         steps: &[Step {

@@ -245,6 +245,7 @@ pub fn recipe(
                 } else {
                     Ready::Settled
                 },
+                trusted_answers: false,
                 answer_limit: settings.limits.result_bytes,
             }
         }
@@ -263,6 +264,7 @@ pub fn recipe(
                 spec: launcher_spec(settings, launcher, &folders.code, child_env),
                 init_line: Some(line.to_string().into_bytes()),
                 ready: Ready::LauncherAck,
+                trusted_answers: settings.runtime.private_answers,
                 answer_limit: settings.limits.result_bytes,
             }
         }
