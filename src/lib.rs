@@ -9,6 +9,7 @@
 //! - [`settings`]: flags and environment, read once into one struct.
 //! - [`compile`]: `-compile`, the offline build of a ready-to-run zip.
 //! - `http`: the HTTP/1.1 server and its life (listen, stop on a signal).
+//! - `app`: what the proxy serves, by mode; the one place that routes requests.
 //! - [`error`]: every failure, with its HTTP status and exact text; startup errors.
 //! - [`request`]: the `/init` and `/run` bodies, checked at the door.
 //! - `service`: `/init` and `/run`, and the state across them (prewarmed interpreter, action).
@@ -27,6 +28,7 @@
 
 mod action;
 pub mod answer;
+mod app;
 mod child;
 pub mod compile;
 pub mod error;

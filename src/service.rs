@@ -207,9 +207,4 @@ impl Service {
             .map(|left| arrived + left);
         action.run(&run.line, deadline).await
     }
-
-    /// Kills every child: the action's, even mid-activation, and the prewarmed one.
-    pub fn stop(&self) {
-        crate::child::reaper::kill_all();
-    }
 }

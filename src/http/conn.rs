@@ -8,13 +8,13 @@ use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::clock::Watch;
-use super::{Answer, Busy, Server};
+use super::{Answer, Busy, Request, Server};
 use crate::error::{HttpError, ProxyError};
 
 /// The largest request head (request line and headers) read.
@@ -34,6 +34,8 @@ const LINGER: Duration = Duration::from_millis(500);
 struct Head {
     method: String,
     target: String,
+    /// The head's bytes, kept for whoever wants its headers (see [`Request::headers`]).
+    raw: Bytes,
     /// Bytes of the head, up to and including the empty line.
     len: usize,
     body: Framing,
@@ -92,8 +94,15 @@ pub(super) async fn serve(
         let close = {
             // From here on a stop waits for this request.
             let _busy = Busy::new(&server);
-            let answer = server.handle(&head.method, &head.target, body).await;
-            let close = head.close || *stop.borrow();
+            let close = head.close;
+            let request = Request {
+                method: head.method,
+                target: head.target,
+                head: head.raw,
+                body,
+            };
+            let answer = server.handle(request).await;
+            let close = close || *stop.borrow();
             if write_answer(&mut stream, &mut out, &answer, close)
                 .await
                 .is_err()
@@ -147,7 +156,8 @@ impl Reader<'_> {
                 return Err(Stop::Quietly);
             }
         };
-        self.buf.advance(head.len);
+        let mut head = head;
+        head.raw = self.buf.split_to(head.len).freeze();
         if let Framing::Length(n) = head.body
             && n > self.server.body_limit
         {
@@ -333,6 +343,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
     Ok(Some(Head {
         method,
         target: target.to_string(),
+        raw: Bytes::new(),
         len,
         body,
         expects_continue,
@@ -340,7 +351,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
     }))
 }
 
-/// Writes an answer: its head, then its body, with `Content-Length` always.
+/// Writes an answer: its head, then its body, with `Content-Length` always, and JSON as its
+/// type unless the answer names another.
 async fn write_answer(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
@@ -351,12 +363,25 @@ async fn write_answer(
     out.clear();
     write!(
         out,
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n",
+        "HTTP/1.1 {} {}\r\n",
         answer.status,
-        reason(answer.status),
-        answer.body.len(),
-        if close { "Connection: close\r\n" } else { "" },
+        reason(answer.status)
     )?;
+    let typed = answer
+        .headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+    if !typed {
+        out.extend_from_slice(b"Content-Type: application/json\r\n");
+    }
+    for (name, value) in &answer.headers {
+        write!(out, "{name}: {value}\r\n")?;
+    }
+    write!(out, "Content-Length: {}\r\n", answer.body.len())?;
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
     if answer.body.len() <= SMALL_ANSWER {
         out.extend_from_slice(&answer.body);
         return stream.write_all(out).await;
@@ -391,6 +416,15 @@ async fn linger(stream: &mut TcpStream) {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        401 => "Unauthorized",
+        405 => "Method Not Allowed",
+        422 => "Unprocessable Entity",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",

@@ -21,20 +21,81 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
+use crate::app::App;
 use crate::error::{ProxyError, StartupError};
-use crate::service::Service;
 use crate::settings::Settings;
 
-/// One answer: a status and its JSON body.
+/// One request, as the routes see it.
+pub struct Request {
+    pub method: String,
+    /// The path and query, as sent.
+    pub target: String,
+    /// The request head as it came, from which [`Request::headers`] reads.
+    #[expect(
+        dead_code,
+        reason = "read by the single-entrypoint platform, which comes next"
+    )]
+    head: Bytes,
+    pub body: BytesMut,
+}
+
+impl Request {
+    /// The path, without the query string (which the Go proxy's routes ignore too).
+    pub fn path(&self) -> &str {
+        self.target
+            .split_once('?')
+            .map_or(&self.target, |(path, _)| path)
+    }
+
+    /// The query string, without its `?`.
+    #[expect(
+        dead_code,
+        reason = "read by the single-entrypoint platform, which comes next"
+    )]
+    pub fn query(&self) -> &str {
+        self.target.split_once('?').map_or("", |(_, query)| query)
+    }
+
+    /// The headers, read from the head when asked for: most routes never need them.
+    #[expect(
+        dead_code,
+        reason = "read by the single-entrypoint platform, which comes next"
+    )]
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let mut fields = [httparse::EMPTY_HEADER; 100];
+        let mut parsed = httparse::Request::new(&mut fields);
+        if parsed.parse(&self.head).is_err() {
+            return Vec::new();
+        }
+        parsed
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_string(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// One answer: a status, its headers beyond the framing ones, and its body (JSON unless a
+/// `Content-Type` header says otherwise).
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
+    pub headers: Vec<(String, String)>,
     pub body: Bytes,
 }
 
 impl Answer {
-    fn ok(body: Bytes) -> Answer {
-        Answer { status: 200, body }
+    pub fn ok(body: Bytes) -> Answer {
+        Answer {
+            status: 200,
+            headers: Vec::new(),
+            body,
+        }
     }
 }
 
@@ -42,6 +103,7 @@ impl From<ProxyError> for Answer {
     fn from(e: ProxyError) -> Answer {
         Answer {
             status: e.status(),
+            headers: Vec::new(),
             body: Bytes::from(e.body()),
         }
     }
@@ -49,11 +111,10 @@ impl From<ProxyError> for Answer {
 
 /// What the connections need to know, fixed at start.
 struct Server {
-    proxy: Arc<Service>,
+    app: Arc<App>,
     body_limit: u64,
     head_timeout: Duration,
     idle_timeout: Duration,
-    log_init_error: bool,
     clock: Arc<clock::Clock>,
     /// Requests being read past their head, handled or answered; a stop waits for these only.
     busy: AtomicUsize,
@@ -79,21 +140,11 @@ impl Drop for Busy<'_> {
 }
 
 impl Server {
-    /// Routes one request. The query string does not matter, as in the Go proxy.
-    async fn handle(&self, method: &str, target: &str, body: BytesMut) -> Answer {
-        let path = target.split_once('?').map_or(target, |(path, _)| path);
+    /// Hands one request to what the proxy serves, with a debug line for `-debug`.
+    async fn handle(&self, request: Request) -> Answer {
         let started = std::time::Instant::now();
-        let answer = match (method, path) {
-            ("POST", "/init") => match self.proxy.init(body).await {
-                Ok(()) => Answer::ok(Bytes::from_static(b"{\"ok\":true}")),
-                Err(e) => e.worded_for_init(self.log_init_error).into(),
-            },
-            ("POST", "/run") => match self.proxy.run(body).await {
-                Ok(answer) => Answer::ok(answer),
-                Err(e) => e.into(),
-            },
-            _ => ProxyError::NotFound.into(),
-        };
+        let (method, path) = (request.method.clone(), request.path().to_string());
+        let answer = self.app.handle(request).await;
         tracing::debug!(elapsed = ?started.elapsed(), status = answer.status, "{method} {path}");
         answer
     }
@@ -123,17 +174,15 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartupError> {
-    let proxy = Arc::new(Service::new(settings)?);
-    proxy.prewarm().await;
-    let settings: &Settings = proxy.settings();
+    let app = Arc::new(App::new(settings).await?);
+    let settings: &Settings = app.settings();
     let grace = settings.shutdown_grace;
     let server = Arc::new(Server {
         body_limit: settings.limits.request_bytes,
         head_timeout: settings.http.head_timeout,
         idle_timeout: settings.http.idle_timeout,
-        log_init_error: settings.log_init_error,
         clock: clock::Clock::start(),
-        proxy: Arc::clone(&proxy),
+        app: Arc::clone(&app),
         busy: AtomicUsize::new(0),
         idle: Notify::new(),
     });
@@ -162,10 +211,10 @@ pub async fn serve(
     if tokio::time::timeout(grace, server.settled()).await.is_err() {
         tracing::warn!("grace period over: stopping the running activations");
         crate::logs::hurry();
-        proxy.stop();
+        app.stop();
         let _ = tokio::time::timeout(LAST_WORDS, server.settled()).await;
     }
-    proxy.stop();
+    app.stop();
     Ok(())
 }
 
