@@ -31,10 +31,6 @@ pub struct Request {
     /// The path and query, as sent.
     pub target: String,
     /// The request head as it came, from which [`Request::headers`] reads.
-    #[expect(
-        dead_code,
-        reason = "read by the single-entrypoint platform, which comes next"
-    )]
     head: Bytes,
     pub body: BytesMut,
 }
