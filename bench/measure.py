@@ -28,12 +28,12 @@ PATTERN_TEXT = {
 # How much of everything a run does: the full run, and --quick.
 PLANS = {
     "full": {
-        "rounds": 21,
+        "rounds": 31,
         "batch": {"60 B": 300, "100 KiB": 60, "1 MiB": 15},
         "warmup": {"60 B": 200, "100 KiB": 30, "1 MiB": 8},
         "cpu_requests": {"60 B": 8000, "1 MiB": 400},
         "strace_requests": {"60 B": 2000, "1 MiB": 100},
-        "init_runs": 7,
+        "init_runs": 9,
         "throughput_requests": {"echo": 1000, "sleep": 50},
     },
     "quick": {
