@@ -279,6 +279,21 @@ impl Proxy {
         self.connect().request(method, path, body)
     }
 
+    /// `post` on a connection and a thread of their own; joining the thread gives the answer.
+    pub fn post_in_background(
+        &self,
+        path: &str,
+        body: impl Into<Vec<u8>>,
+    ) -> std::thread::JoinHandle<Answer> {
+        let (address, path, body) = (self.address(), path.to_string(), body.into());
+        std::thread::spawn(move || address.connect().post(&path, &body))
+    }
+
+    /// `/run` with `{"value": value}` in the background ([`Proxy::post_in_background`]).
+    pub fn run_in_background(&self, value: Value) -> std::thread::JoinHandle<Answer> {
+        self.post_in_background("/run", json!({ "value": value }).to_string())
+    }
+
     pub fn post_json(&self, path: &str, body: &Value) -> Answer {
         self.post(path, body.to_string().as_bytes())
     }
@@ -309,6 +324,23 @@ impl Proxy {
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Waits up to 10 s until stdout holds `text` (e.g. an action's word that it has started);
+    /// fails if it never does.
+    pub fn wait_stdout(&self, text: &str) {
+        let what = format!("{text:?} never came on stdout");
+        wait_until(&what, Duration::from_secs(10), || {
+            self.stdout().contains(text)
+        });
+    }
+
+    /// [`Proxy::wait_stdout`] on stderr.
+    pub fn wait_stderr(&self, text: &str) {
+        let what = format!("{text:?} never came on stderr");
+        wait_until(&what, Duration::from_secs(10), || {
+            self.stderr().contains(text)
+        });
     }
 
     /// Waits until both streams hold `n` sentinels (or 10 s pass), then returns (stdout, stderr).
@@ -462,6 +494,31 @@ pub fn request_head(
     head.into_bytes()
 }
 
+/// `clients` threads started together, each with a kept-alive connection of its own to `p`:
+/// what `client(index, connection)` gives, in the clients' order. A client that panics fails
+/// the test.
+pub fn concurrently<T: Send + 'static>(
+    p: &Proxy,
+    clients: usize,
+    client: impl Fn(usize, &mut Connection) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let client = std::sync::Arc::new(client);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(clients));
+    let threads: Vec<_> = (0..clients)
+        .map(|index| {
+            let (client, start, address) = (client.clone(), start.clone(), p.address());
+            std::thread::spawn(move || {
+                start.wait();
+                client(index, &mut address.connect())
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("a client failed"))
+        .collect()
+}
+
 /// A keep-alive HTTP/1.1 connection.
 pub struct Connection {
     reader: BufReader<TcpStream>,
@@ -511,6 +568,11 @@ impl Connection {
     pub fn post(&mut self, path: &str, body: &[u8]) -> Answer {
         self.send_request("POST", path, &[JSON_BODY], body);
         self.read_answer()
+    }
+
+    /// `/run` with `{"value": value}` on this connection.
+    pub fn run(&mut self, value: Value) -> Answer {
+        self.post("/run", json!({ "value": value }).to_string().as_bytes())
     }
 
     /// A request with any method and no `Content-Type`, and its answer.
@@ -621,6 +683,13 @@ pub fn poll<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> 
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits up to `within` for `ready` (asked every 20 ms); fails saying `what` if it never is.
+pub fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+    if poll(within, || ready().then_some(())).is_none() {
+        panic!("{what} (waited {within:?})");
     }
 }
 
