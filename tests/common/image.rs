@@ -183,22 +183,40 @@ pub const OS_NODEJS: Image = Image {
     composer_vendor: None,
 };
 
-pub const OS_PHP: Image = Image {
-    name: "OpenServerless php v8.3",
-    folder: "openserverless-runtimes/php/v8.3",
-    language: Language::Php,
-    files: &php_files(0o755),
-    folders: &["/phpAction/action"],
-    workdir: "/phpAction",
-    env: &[
+/// A PHP image: the files of [`php_files`] in the same places; its own name, folder, `ENV`
+/// lines and `ENTRYPOINT` words.
+const fn php_image(
+    name: &'static str,
+    folder: &'static str,
+    files: &'static [File],
+    env: &'static [(&'static str, &'static str)],
+    args: &'static [&'static str],
+) -> Image {
+    Image {
+        name,
+        folder,
+        language: Language::Php,
+        files,
+        folders: &["/phpAction/action"],
+        workdir: "/phpAction",
+        env,
+        args,
+        user: None,
+        php_ini: Some("/usr/local/etc/php/php.ini"),
+        composer_vendor: Some("/phpAction/composer/vendor"),
+    }
+}
+
+pub const OS_PHP: Image = php_image(
+    "OpenServerless php v8.3",
+    "openserverless-runtimes/php/v8.3",
+    &php_files(0o755),
+    &[
         ("OW_COMPILER", "/bin/compile.php"),
         ("OW_EXECUTION_ENV", "apacheopenserverless/action-php-v8.3"),
     ],
-    args: &["-debug"],
-    user: None,
-    php_ini: Some("/usr/local/etc/php/php.ini"),
-    composer_vendor: Some("/phpAction/composer/vendor"),
-};
+    &["-debug"],
+);
 
 pub const OW_PYTHON: Image = Image {
     name: "OpenWhisk python3Action (python311Action)",
@@ -219,19 +237,13 @@ pub const OW_PYTHON: Image = Image {
     composer_vendor: None,
 };
 
-pub const OW_PHP: Image = Image {
-    name: "OpenWhisk php8.2Action",
-    folder: "openwhisk-runtime-php/core/php8.2Action",
-    language: Language::Php,
-    files: &php_files(0o644),
-    folders: &["/phpAction/action"],
-    workdir: "/phpAction",
-    env: &[("OW_COMPILER", "/bin/compile.php")],
-    args: &[],
-    user: None,
-    php_ini: Some("/usr/local/etc/php/php.ini"),
-    composer_vendor: Some("/phpAction/composer/vendor"),
-};
+pub const OW_PHP: Image = php_image(
+    "OpenWhisk php8.2Action",
+    "openwhisk-runtime-php/core/php8.2Action",
+    &php_files(0o644),
+    &[("OW_COMPILER", "/bin/compile.php")],
+    &[],
+);
 
 /// Every image, for checks that concern the table itself.
 pub const IMAGES: [&Image; 5] = [&OS_PYTHON, &OS_NODEJS, &OS_PHP, &OW_PYTHON, &OW_PHP];
