@@ -345,20 +345,12 @@ impl Drop for KillOnDrop {
 }
 
 fn wait_for_file(path: &Path, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && !text.is_empty()
-        {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll(within, || {
+        std::fs::read_to_string(path)
+            .ok()
+            .filter(|text| !text.is_empty())
+    })
+    .unwrap_or_else(|| panic!("{} never appeared", path.display()))
 }
 
 /// Every file and folder under `dir`, relative, for showing what an archive left behind.
@@ -391,46 +383,43 @@ fn assert_still_serves(proxy: &Proxy) {
     assert_eq!(run_ok(proxy, json!({"n": 7})), json!({"good": 7}));
 }
 
-/// A package refused with a JSON error of status 400 that names `entry`.
-fn assert_refused(answer: &Answer, entry: &str) {
+/// A package refused with a JSON error of status 400 whose text says one of `says`.
+fn assert_refused_saying(answer: &Answer, says: &[&str]) {
     assert_eq!(
         answer.status,
         400,
-        "expected 400 naming '{entry}', got {} {}",
+        "expected 400 saying {says:?}, got {} {}",
         answer.status,
         answer.text()
     );
     let error = answer.error();
     assert!(
-        error.contains(entry),
-        "the error must name '{entry}': {error}"
+        says.iter().any(|s| error.contains(s)),
+        "the error must say {says:?}: {error}"
     );
+}
+
+/// A package refused with a JSON error of status 400 that names `entry`.
+fn assert_refused(answer: &Answer, entry: &str) {
+    assert_refused_saying(answer, &[entry]);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Archives: no entry lands outside the action folder
 
-#[test]
-fn zip_slip_entries_are_refused_and_nothing_lands_outside() {
+/// One package per way out of the action folder, each refused naming its entry, and nothing
+/// written where any of them points: `package` makes the archive around the entry's name,
+/// each of `climbs` followed by a fresh name, and last the absolute path of that name.
+fn assert_slips_refused(tag: &str, climbs: &[&str], package: impl Fn(&str) -> Vec<u8>) {
     let proxy = Proxy::python();
     // The proxy's folder is <tmp>/<proxy>/, actions go to <tmp>/<proxy>/action/<n>/.
     let outside = proxy.path().parent().unwrap().to_path_buf();
-    let name = unique("zip-slip");
-    let absolute = outside.join(&name);
-    let cases = [
-        format!("../{name}"),
-        format!("../../{name}"),
-        format!("../../../{name}"),
-        format!("sub/../../../../{name}"),
-        absolute.display().to_string(),
-    ];
-    for entry in &cases {
-        let zip = raw_zip(&[
-            RawZipEntry::stored("__main__.py", GOOD_ACTION.as_bytes()),
-            RawZipEntry::stored(entry, b"escaped"),
-        ]);
-        let answer = proxy.init_binary(&zip, "main");
-        assert_refused(&answer, entry);
+    let name = unique(tag);
+    let absolute = outside.join(&name).display().to_string();
+    let cases = climbs.iter().map(|climb| format!("{climb}{name}"));
+    for entry in cases.chain([absolute]) {
+        let answer = proxy.init_binary(&package(&entry), "main");
+        assert_refused(&answer, &entry);
     }
     for place in [
         proxy.path().join("action").join(&name),
@@ -443,41 +432,62 @@ fn zip_slip_entries_are_refused_and_nothing_lands_outside() {
 }
 
 #[test]
+fn zip_slip_entries_are_refused_and_nothing_lands_outside() {
+    let climbs = ["../", "../../", "../../../", "sub/../../../../"];
+    assert_slips_refused("zip-slip", &climbs, |entry| {
+        raw_zip(&[
+            RawZipEntry::stored("__main__.py", GOOD_ACTION.as_bytes()),
+            RawZipEntry::stored(entry, b"escaped"),
+        ])
+    });
+}
+
+#[test]
 fn targz_slip_entries_are_refused_and_nothing_lands_outside() {
-    let proxy = Proxy::python();
-    let outside = proxy.path().parent().unwrap().to_path_buf();
-    let name = unique("tar-slip");
-    let absolute = outside.join(&name);
-    let cases = [
-        format!("../{name}"),
-        format!("../../../{name}"),
-        format!("./sub/../../../../{name}"),
-        absolute.display().to_string(),
-    ];
-    for entry in &cases {
-        let targz = raw_targz(&[
+    let climbs = ["../", "../../../", "./sub/../../../../"];
+    assert_slips_refused("tar-slip", &climbs, |entry| {
+        raw_targz(&[
             file_entry("__main__.py", GOOD_ACTION.as_bytes()),
             file_entry(entry, b"escaped"),
-        ]);
-        let answer = proxy.init_binary(&targz, "main");
-        assert_refused(&answer, entry);
+        ])
+    });
+}
+
+/// A folder outside every action holding one file, `victim`, that packages try to reach.
+struct Victim {
+    dir: tempfile::TempDir,
+}
+
+impl Victim {
+    fn new() -> Victim {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("victim"), b"original").unwrap();
+        Victim { dir }
     }
-    for place in [
-        proxy.path().join("action").join(&name),
-        proxy.path().join(&name),
-        outside.join(&name),
-    ] {
-        assert!(!place.exists(), "{} was written", place.display());
+
+    fn path(&self) -> String {
+        self.dir.path().display().to_string()
     }
-    assert_still_serves(&proxy);
+
+    /// Nothing was written through a link: the folder holds its one file, unchanged.
+    fn assert_untouched(&self) {
+        assert_eq!(
+            listing(self.dir.path()),
+            vec!["victim".to_string()],
+            "only the file the test put there"
+        );
+        assert_eq!(
+            std::fs::read(self.dir.path().join("victim")).unwrap(),
+            b"original"
+        );
+    }
 }
 
 #[test]
 fn zip_symlink_escapes_are_refused() {
     let proxy = Proxy::python();
-    let target = tempfile::tempdir().unwrap();
-    let target_path = target.path().display().to_string();
-    std::fs::write(target.path().join("victim"), b"original").unwrap();
+    let target = Victim::new();
+    let target_path = target.path();
 
     // A symlink to a folder outside, then a file through it.
     let zip = raw_zip(&[
@@ -512,24 +522,14 @@ fn zip_symlink_escapes_are_refused() {
     ]);
     let answer = proxy.init_binary(&zip, "main");
     assert!(matches!(answer.status, 200 | 400), "{answer:?}");
-
-    assert_eq!(
-        listing(target.path()),
-        vec!["victim".to_string()],
-        "only the file the test put there"
-    );
-    assert_eq!(
-        std::fs::read(target.path().join("victim")).unwrap(),
-        b"original"
-    );
+    target.assert_untouched();
 }
 
 #[test]
 fn targz_symlink_escapes_are_refused() {
     let proxy = Proxy::python();
-    let target = tempfile::tempdir().unwrap();
-    let target_path = target.path().display().to_string();
-    std::fs::write(target.path().join("victim"), b"original").unwrap();
+    let target = Victim::new();
+    let target_path = target.path();
 
     let cases: Vec<(Vec<u8>, &str)> = vec![
         // a symlinked folder, then a file through it
@@ -567,11 +567,7 @@ fn targz_symlink_escapes_are_refused() {
     for (targz, entry) in &cases {
         assert_refused(&proxy.init_binary(targz, "main"), entry);
     }
-    assert_eq!(listing(target.path()), vec!["victim".to_string()]);
-    assert_eq!(
-        std::fs::read(target.path().join("victim")).unwrap(),
-        b"original"
-    );
+    target.assert_untouched();
     assert_still_serves(&proxy);
 }
 
@@ -610,19 +606,7 @@ fn hand_made_bombs_are_valid_archives() {
 
 fn assert_bomb_refused(proxy: &Proxy, bomb: &[u8], error_says: &[&str]) {
     let started = Instant::now();
-    let answer = proxy.init_binary(bomb, "main");
-    assert_eq!(
-        answer.status,
-        400,
-        "a bomb must be refused: {} {}",
-        answer.status,
-        answer.text()
-    );
-    let error = answer.error();
-    assert!(
-        error_says.iter().any(|s| error.contains(s)),
-        "the error must say {error_says:?}: {error}"
-    );
+    assert_refused_saying(&proxy.init_binary(bomb, "main"), error_says);
     assert!(
         started.elapsed() < Duration::from_secs(120),
         "took too long"
@@ -696,25 +680,16 @@ fn archive_entry_and_size_limits_hold() {
     );
     let names: Vec<String> = (0..20).map(|i| format!("f{i}.txt")).collect();
     let many: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
-    for package in [Archive::zip(), Archive::targz()].map(|a| a.files(&many).build()) {
-        let answer = proxy.init_binary(&package, "main");
-        assert_eq!(answer.status, 400, "{answer:?}");
-        assert!(
-            answer.error().contains("OW_MAX_ARCHIVE_ENTRIES"),
-            "{}",
-            answer.error()
-        );
-    }
     let big = vec![b'x'; 200_000];
     let large: &[(&str, &[u8])] = &[("__main__.py", GOOD_ACTION.as_bytes()), ("big", &big)];
-    for package in [Archive::zip(), Archive::targz()].map(|a| a.files(large).build()) {
-        let answer = proxy.init_binary(&package, "main");
-        assert_eq!(answer.status, 400, "{answer:?}");
-        assert!(
-            answer.error().contains("OW_MAX_UNPACKED_BYTES"),
-            "{}",
-            answer.error()
-        );
+    for (files, limit) in [
+        (&many[..], "OW_MAX_ARCHIVE_ENTRIES"),
+        (large, "OW_MAX_UNPACKED_BYTES"),
+    ] {
+        for archive in [Archive::zip(), Archive::targz()] {
+            let answer = proxy.init_binary(&archive.files(files).build(), "main");
+            assert_refused(&answer, limit);
+        }
     }
     // Within the limits all is well.
     let ok = Archive::zip()
@@ -906,18 +881,25 @@ fn malformed_json_and_wrong_types_get_400() {
         b"\xff\xfe{}",
     ];
     let mut failures = Vec::new();
-    for body in bad_inits {
-        let answer = proxy.post("/init", body);
-        let is_json_error =
-            serde_json::from_slice::<Value>(&answer.body).is_ok_and(|v| v["error"].is_string());
+    // A 400 with a JSON error: refused at the door, not by a launcher that chokes on it.
+    let mut refuse = |path: &str, body: &[u8]| {
+        let answer = proxy.post(path, body);
+        let is_json_error = serde_json::from_slice::<Value>(&answer.body).is_ok_and(|v| {
+            v["error"]
+                .as_str()
+                .is_some_and(|e| !e.contains("command exited"))
+        });
         if answer.status != 400 || !is_json_error {
             failures.push(format!(
-                "/init {:?}: got {} {}",
+                "{path} {:?}: got {} {}",
                 String::from_utf8_lossy(body),
                 answer.status,
                 answer.text()
             ));
         }
+    };
+    for body in bad_inits {
+        refuse("/init", body);
     }
     init_ok(&proxy, GOOD_ACTION, "main");
     let bad_runs: &[&[u8]] = &[
@@ -934,21 +916,7 @@ fn malformed_json_and_wrong_types_get_400() {
         b"{\"value\": {\"binar\x8ey\": false}}",
     ];
     for body in bad_runs {
-        let answer = proxy.post("/run", body);
-        // Refused at the door, not by a launcher that chokes on it.
-        let is_json_error = serde_json::from_slice::<Value>(&answer.body).is_ok_and(|v| {
-            v["error"]
-                .as_str()
-                .is_some_and(|e| !e.contains("command exited"))
-        });
-        if answer.status != 400 || !is_json_error {
-            failures.push(format!(
-                "/run {:?}: got {} {}",
-                String::from_utf8_lossy(body),
-                answer.status,
-                answer.text()
-            ));
-        }
+        refuse("/run", body);
     }
     // None of them reached the action: it still answers, and its logs hold one sentinel.
     let run = proxy.run(json!({"n": 1}));
@@ -1148,24 +1116,14 @@ fn concurrent_runs_each_get_their_own_answer() {
     let code =
         "import time\ndef main(args):\n    time.sleep(0.01)\n    return {\"id\": args[\"id\"]}\n";
     init_ok(&proxy, code, "main");
-    let port = proxy.port;
-    let threads: Vec<_> = (0..8)
-        .map(|t| {
-            std::thread::spawn(move || {
-                let mut connection = Connection::open(port);
-                for i in 0..10 {
-                    let id = t * 100 + i;
-                    let body = json!({"value": {"id": id}}).to_string();
-                    let answer = connection.post("/run", body.as_bytes());
-                    assert_eq!(answer.status, 200);
-                    assert_eq!(answer.json(), json!({"id": id}));
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().expect("an answer went to the wrong request");
-    }
+    concurrently(&proxy, 8, |t, connection| {
+        for i in 0..10 {
+            let id = t * 100 + i;
+            let answer = connection.run(json!({ "id": id }));
+            assert_eq!(answer.status, 200);
+            assert_eq!(answer.json(), json!({"id": id}), "a wrong request's answer");
+        }
+    });
 }
 
 #[test]
@@ -1220,25 +1178,31 @@ fn pid_of(answer: &Answer) -> u64 {
     answer.json()["pid"].as_u64().unwrap()
 }
 
+const KILLED: &str = "command exited (signal 9: killed, possibly out of memory)";
+
+/// A 400 whose error says `cause`: the child died during the activation.
+fn assert_died(answer: &Answer, cause: &str) {
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(answer.error().contains(cause), "{}", answer.error());
+}
+
+/// The next run is answered within 10 s by a child other than `old`; its pid.
+fn fresh_child(proxy: &Proxy, old: u64) -> u64 {
+    let started = Instant::now();
+    let pid = pid_of(&proxy.run(json!({})));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_ne!(old, pid, "a fresh child answers");
+    pid
+}
+
 #[test]
 fn a_child_killed_by_sigkill_is_named_and_the_next_run_restarts_it() {
     let proxy = Proxy::python();
     init_ok(&proxy, DYING_ACTION, "main");
     let first = pid_of(&proxy.run(json!({})));
 
-    let answer = proxy.run(json!({"kill": true}));
-    assert_eq!(answer.status, 400, "{answer:?}");
-    assert!(
-        answer
-            .error()
-            .contains("command exited (signal 9: killed, possibly out of memory)"),
-        "{}",
-        answer.error()
-    );
-    let started = Instant::now();
-    let second = pid_of(&proxy.run(json!({})));
-    assert!(started.elapsed() < Duration::from_secs(10));
-    assert_ne!(first, second, "a fresh child answers");
+    assert_died(&proxy.run(json!({"kill": true})), KILLED);
+    fresh_child(&proxy, first);
     let (out, err) = proxy.logs_after(3);
     assert_eq!(count_sentinels(&out), 3, "{out}");
     assert_eq!(count_sentinels(&err), 3, "{err}");
@@ -1247,13 +1211,7 @@ fn a_child_killed_by_sigkill_is_named_and_the_next_run_restarts_it() {
     assert!(framed.is_some(), "the dead activation's logs are framed");
 
     // The exit status is named too.
-    let answer = proxy.run(json!({"exit": 3}));
-    assert_eq!(answer.status, 400, "{answer:?}");
-    assert!(
-        answer.error().contains("command exited (status 3)"),
-        "{}",
-        answer.error()
-    );
+    assert_died(&proxy.run(json!({"exit": 3})), "command exited (status 3)");
     pid_of(&proxy.run(json!({})));
 }
 
@@ -1264,34 +1222,12 @@ fn a_child_killed_from_outside_during_a_run_is_named_and_replaced() {
     let first = pid_of(&proxy.run(json!({})));
     assert_eq!(procfs::children(proxy.pid()), vec![first as u32]);
 
-    let port = proxy.port;
-    let sleeper = std::thread::spawn(move || {
-        Connection::open(port).post("/run", br#"{"value":{"sleep":30}}"#)
-    });
+    let sleeper = proxy.run_in_background(json!({"sleep": 30}));
     // Once it sleeps, kill it as the OOM killer would.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !proxy.stdout().contains("sleeping") {
-        assert!(Instant::now() < deadline, "the action never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &first.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let answer = sleeper.join().unwrap();
-    assert_eq!(answer.status, 400, "{answer:?}");
-    assert!(
-        answer
-            .error()
-            .contains("command exited (signal 9: killed, possibly out of memory)"),
-        "{}",
-        answer.error()
-    );
-    let started = Instant::now();
-    let second = pid_of(&proxy.run(json!({})));
-    assert!(started.elapsed() < Duration::from_secs(10));
-    assert_ne!(first, second);
+    proxy.wait_stdout("sleeping");
+    kill(first as u32, "KILL");
+    assert_died(&sleeper.join().unwrap(), KILLED);
+    fresh_child(&proxy, first);
 }
 
 #[test]
@@ -1385,13 +1321,8 @@ fn sigterm_lets_a_running_activation_finish_within_the_grace_period() {
     let mut proxy = Proxy::start_with("python", &[("OW_SHUTDOWN_GRACE_SECONDS", "20")], &[]);
     let code = "import time\ndef main(args):\n    print(\"started\", flush=True)\n    time.sleep(1)\n    return {\"finished\": True}\n";
     init_ok(&proxy, code, "main");
-    let port = proxy.port;
-    let in_flight = std::thread::spawn(move || Connection::open(port).post("/run", b"{}"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !proxy.stdout().contains("started") {
-        assert!(Instant::now() < deadline, "the action never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let in_flight = proxy.post_in_background("/run", b"{}");
+    proxy.wait_stdout("started");
     proxy.signal("TERM");
     let answer = in_flight.join().unwrap();
     assert_status(&proxy, "run", &answer, 200);
@@ -1455,9 +1386,9 @@ def main(args):
 
     let (out, err) = proxy.logs_after(2);
     for (text, marker) in [(&out, "END-OUT"), (&err, "END-ERR")] {
-        let activations: Vec<&str> = text.split(&format!("{SENTINEL}\n")).collect();
-        assert_eq!(activations.len(), 3, "two sentinels, each ending a line");
-        let first = activations[0];
+        let parts = activations(text);
+        assert_eq!(parts.len(), 3, "two sentinels, each ending a line");
+        let first = parts[0];
         assert!(
             first.ends_with(&format!("{marker}\n")),
             "{marker} right before the sentinel"
@@ -1468,7 +1399,7 @@ def main(args):
             50 * 1024,
             "every flooded line arrived before the sentinel"
         );
-        assert_eq!(activations[1], format!("{marker}\n"));
-        assert_eq!(activations[2], "");
+        assert_eq!(parts[1], format!("{marker}\n"));
+        assert_eq!(parts[2], "");
     }
 }
