@@ -33,13 +33,7 @@ fn a_stalled_log_reader_holds_back_only_the_action_that_prints() {
     init_ok(&p, PRINTER, "main");
     // 32 MiB: far more than any pipe or buffer between the action and the reader.
     let lines = 32 * 1024;
-    let address = p.address();
-    let run = std::thread::spawn(move || {
-        address.connect().post(
-            "/run",
-            json!({"value": {"lines": lines}}).to_string().as_bytes(),
-        )
-    });
+    let run = p.run_in_background(json!({ "lines": lines }));
     // Stuck in its output, the action holds up neither other connections nor the memory.
     let pid = p.pid();
     let base = procfs::status_kib(pid, "VmRSS").unwrap();
@@ -108,13 +102,7 @@ fn a_stalled_log_reader_does_not_stop_a_deadline() {
         );
     }
     // The action comes back for the next activation, whose logs follow.
-    let address = p.address();
-    let next = std::thread::spawn(move || {
-        address.connect().post(
-            "/run",
-            json!({"value": {"lines": 3}}).to_string().as_bytes(),
-        )
-    });
+    let next = p.run_in_background(json!({"lines": 3}));
     let text = read_through_sentinel(&mut out);
     assert!(
         text.starts_with("00000000 ") && text.ends_with(&format!("{SENTINEL}\n")),
@@ -127,15 +115,7 @@ fn a_stalled_log_reader_does_not_stop_a_deadline() {
 fn sigterm_stops_the_proxy_while_its_log_reader_stalls() {
     let mut p = unread_stdout("python", &[("OW_SHUTDOWN_GRACE_SECONDS", "1")]);
     init_ok(&p, PRINTER, "main");
-    let address = p.address();
-    let run = std::thread::spawn(move || {
-        address.connect().post(
-            "/run",
-            json!({"value": {"lines": 64 * 1024}})
-                .to_string()
-                .as_bytes(),
-        )
-    });
+    let run = p.run_in_background(json!({"lines": 64 * 1024}));
     std::thread::sleep(Duration::from_millis(300));
     p.signal("TERM");
     // Grace, then a few seconds for the killed activation to answer: far less than this.
@@ -221,23 +201,17 @@ fn every_stop_signal_stops_the_proxy_and_whatever_its_actions_started() {
         let mut p = Proxy::python();
         init_ok(&p, &daemon_action(&marker), "main");
         run_ok(&p, json!({}));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while procfs::running_with(&marker).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(
-            !procfs::running_with(&marker).is_empty(),
-            "the daemon did not start"
-        );
+        wait_until("the daemon did not start", Duration::from_secs(5), || {
+            !procfs::running_with(&marker).is_empty()
+        });
         p.signal(signal);
         assert!(
             p.wait_exit(Duration::from_secs(10)).is_some(),
             "SIG{signal} did not stop the proxy"
         );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !procfs::running_with(&marker).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll(Duration::from_secs(5), || {
+            procfs::running_with(&marker).is_empty().then_some(())
+        });
         let left = procfs::running_with(&marker);
         for pid in &left {
             let _ = std::process::Command::new("kill")
@@ -278,12 +252,8 @@ fn past_the_grace_period_a_killed_activation_still_ends_with_an_answer_and_senti
     let mut p = Proxy::start_with("python", &[("OW_SHUTDOWN_GRACE_SECONDS", "1")], &[]);
     let code = "import sys, time\ndef main(args):\n    print('working', flush=True)\n    time.sleep(60)\n    return {}\n";
     init_ok(&p, code, "main");
-    let address = p.address();
-    let run = std::thread::spawn(move || address.connect().post("/run", b"{\"value\":{}}"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !p.stdout().contains("working") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let run = p.run_in_background(json!({}));
+    p.wait_stdout("working");
     p.signal("TERM");
     let answer = run.join().unwrap();
     assert_eq!(answer.status, 400, "{}", answer.text());
@@ -526,10 +496,26 @@ fn an_action_that_closes_its_stdout_or_stderr_does_not_take_the_launcher_with_it
     }
 }
 
+/// Asked to (`{"leave": "first"}`), `code` answers and leaves work behind that fails a moment
+/// later; the next activation waits until that failure has come. Both answers are the
+/// activations' own, and the failure is logged with `logged`.
+fn assert_late_failures_are_only_logged(runtime: &str, code: &str, logged: &[&str]) {
+    let p = Proxy::start(runtime);
+    init_ok(&p, code, "main");
+    assert_eq!(
+        run_ok(&p, json!({"leave": "first"})),
+        json!({"left": "first"})
+    );
+    assert_eq!(run_ok(&p, json!({})), json!({"waited": true}));
+    let (_, err) = p.framed_logs(2);
+    for text in logged {
+        assert!(err.contains(text), "{runtime}: {text}: {err}");
+    }
+}
+
 #[test]
 fn work_an_action_leaves_behind_never_becomes_another_activations_answer() {
     // Node.js: a timer that throws and a promise that rejects, both after the answer.
-    let p = Proxy::node();
     let code = r#"function main(a) {
   if (a.leave) {
     setTimeout(() => { throw new Error('late timer of ' + a.leave); }, 100);
@@ -539,15 +525,8 @@ fn work_an_action_leaves_behind_never_becomes_another_activations_answer() {
   return new Promise((resolve) => setTimeout(() => resolve({waited: true}), 400));
 }
 "#;
-    init_ok(&p, code, "main");
-    assert_eq!(
-        run_ok(&p, json!({"leave": "first"})),
-        json!({"left": "first"})
-    );
-    assert_eq!(run_ok(&p, json!({})), json!({"waited": true}));
-    let (_, err) = p.framed_logs(2);
-    assert!(err.contains("late timer of first"), "{err}");
-    assert!(err.contains("late rejection of first"), "{err}");
+    let logged = ["late timer of first", "late rejection of first"];
+    assert_late_failures_are_only_logged("nodejs", code, &logged);
     // An escaped error of the activation's own still ends it, with that error.
     let p = Proxy::node();
     let own = "function main(a) { setTimeout(() => { throw new Error('mine'); }, 10); return new Promise(() => {}); }\n";
@@ -555,7 +534,6 @@ fn work_an_action_leaves_behind_never_becomes_another_activations_answer() {
     assert_eq!(run_ok(&p, json!({})), json!({"error": "Error: mine"}));
 
     // Python: a thread that fails after the answer is logged, never answered.
-    let p = Proxy::python();
     let code = r#"import threading, time
 def late(tag):
     time.sleep(0.1)
@@ -567,14 +545,7 @@ def main(a):
     time.sleep(0.4)
     return {"waited": True}
 "#;
-    init_ok(&p, code, "main");
-    assert_eq!(
-        run_ok(&p, json!({"leave": "first"})),
-        json!({"left": "first"})
-    );
-    assert_eq!(run_ok(&p, json!({})), json!({"waited": true}));
-    let (_, err) = p.framed_logs(2);
-    assert!(err.contains("late thread of first"), "{err}");
+    assert_late_failures_are_only_logged("python", code, &["late thread of first"]);
 }
 
 // ---------------------------------------------------------------------------------------------
