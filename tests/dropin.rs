@@ -90,17 +90,41 @@ fn code(image: &Image, texts: &[&'static str; 3]) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // Cases
 
-fn hello(image: &Image) {
+/// `check` on the image with its proxy started as root.
+fn as_root(image: &Image, check: fn(&Image, &Started)) {
     if let Some(s) = image.start() {
-        check_hello(image, &s);
+        check(image, &s);
     }
 }
 
-fn hello_as_image_user(image: &Image) {
+/// `check` on the image with its proxy started as the image's user.
+fn as_image_user(image: &Image, check: fn(&Image, &Started)) {
     if let Some(s) = image.start_as_user() {
         assert_runs_as_nobody(&s);
-        check_hello(image, &s);
+        check(image, &s);
     }
+}
+
+/// The image's version of `texts` initialised with its entry point `main`: a run with
+/// `argument` answers `expected`.
+fn assert_runs(
+    image: &Image,
+    s: &Started,
+    texts: &[&'static str; 3],
+    main: &str,
+    argument: Value,
+    expected: Value,
+) {
+    init_ok(s, code(image, texts), main);
+    assert_eq!(run_ok(s, argument), expected, "{}", image.name);
+}
+
+fn hello(image: &Image) {
+    as_root(image, check_hello);
+}
+
+fn hello_as_image_user(image: &Image) {
+    as_image_user(image, check_hello);
 }
 
 /// Two activations, each answered and each framed by exactly one sentinel per stream after
@@ -150,12 +174,13 @@ function main(array $args): array {
 }
 "#,
     ];
-    init_ok(&s, code(image, &echo), "main");
-    assert_eq!(
-        run_ok(&s, json!({"text": "é✓😀"})),
+    assert_runs(
+        image,
+        &s,
+        &echo,
+        "main",
+        json!({"text": "é✓😀"}),
         json!({"echo": "é✓😀", "same": true}),
-        "{}",
-        image.name
     );
 }
 
@@ -267,12 +292,13 @@ fn entry_point_other_than_main(image: &Image) {
         "function niam(args) {\n  return { entry: \"niam\" };\n}\n",
         "<?php\nfunction niam(array $args): array {\n    return [\"entry\" => \"niam\"];\n}\n",
     ];
-    init_ok(&s, code(image, &niam), "niam");
-    assert_eq!(
-        run_ok(&s, json!({})),
+    assert_runs(
+        image,
+        &s,
+        &niam,
+        "niam",
+        json!({}),
         json!({"entry": "niam"}),
-        "{}",
-        image.name
     );
 }
 
@@ -292,9 +318,7 @@ fn syntax_error(image: &Image) {
     let cause = image
         .language
         .pick("expected ':'", "SyntaxError", "Parse error");
-    let answer = s.init_code(code(image, &broken), "main");
-    assert_init_failed(image, &s, &answer, expected, Some(cause));
-    assert_next_init_counts(image, &s);
+    assert_init_fails_and_does_not_count(image, &s, &broken, expected, Some(cause));
 }
 
 fn missing_import(image: &Image) {
@@ -309,9 +333,7 @@ fn missing_import(image: &Image) {
         "Cannot find module 'no-such-module'",
         "Failed opening required 'no_such_file.php'",
     );
-    let answer = s.init_code(code(image, &missing), "main");
-    assert_init_failed(image, &s, &answer, CANNOT_START, Some(cause));
-    assert_next_init_counts(image, &s);
+    assert_init_fails_and_does_not_count(image, &s, &missing, CANNOT_START, Some(cause));
 }
 
 fn exit_during_init(image: &Image) {
@@ -321,9 +343,7 @@ fn exit_during_init(image: &Image) {
         "process.exit(3);\nfunction main(args) {\n  return {};\n}\n",
         "<?php\nexit(3);\nfunction main(array $args): array {\n    return [];\n}\n",
     ];
-    let answer = s.init_code(code(image, &exit), "main");
-    assert_init_failed(image, &s, &answer, CANNOT_START, None);
-    assert_next_init_counts(image, &s);
+    assert_init_fails_and_does_not_count(image, &s, &exit, CANNOT_START, None);
 }
 
 fn one_mib_argument(image: &Image) {
@@ -333,27 +353,23 @@ fn one_mib_argument(image: &Image) {
         "function main(args) {\n  return { length: args.big.length };\n}\n",
         "<?php\nfunction main(array $args): array {\n    return [\"length\" => strlen($args[\"big\"])];\n}\n",
     ];
-    init_ok(&s, code(image, &length), "main");
     let big = "x".repeat(1 << 20);
-    assert_eq!(
-        run_ok(&s, json!({ "big": big })),
+    assert_runs(
+        image,
+        &s,
+        &length,
+        "main",
+        json!({ "big": big }),
         json!({"length": 1 << 20}),
-        "{}",
-        image.name
     );
 }
 
 fn zip_with_a_second_file(image: &Image) {
-    if let Some(s) = image.start() {
-        check_zip(image, &s);
-    }
+    as_root(image, check_zip);
 }
 
 fn zip_as_image_user(image: &Image) {
-    if let Some(s) = image.start_as_user() {
-        assert_runs_as_nobody(&s);
-        check_zip(image, &s);
-    }
+    as_image_user(image, check_zip);
 }
 
 /// A zipped action whose entry file (the one each image's compile script looks for) needs a
@@ -580,8 +596,17 @@ fn assert_init_failed(
     }
 }
 
-/// A failed `/init` does not count: a good one is accepted after it and serves.
-fn assert_next_init_counts(image: &Image, s: &Started) {
+/// The image's version of `texts` fails `/init` as [`assert_init_failed`] says, and that
+/// failure does not count: a good `/init` is accepted after it and serves.
+fn assert_init_fails_and_does_not_count(
+    image: &Image,
+    s: &Started,
+    texts: &[&'static str; 3],
+    expected: &str,
+    cause: Option<&str>,
+) {
+    let answer = s.init_code(code(image, texts), "main");
+    assert_init_failed(image, s, &answer, expected, cause);
     init_ok(s, code(image, &HELLO), "main");
     assert_eq!(
         run_ok(s, json!({"name": "Ada"})),
