@@ -174,6 +174,16 @@ fn ack_proxy() -> Proxy {
     Proxy::start_with("python", &[("OW_WAIT_FOR_ACK", "1")], &[])
 }
 
+/// A proxy that waits for the ack, where `/init` of `script` failed with `text` and left no
+/// action to run.
+fn ack_refused(script: &str, text: &str) -> Proxy {
+    let proxy = ack_proxy();
+    let init = proxy.init_code(script, "main");
+    assert_init_failed(&proxy, &init, text);
+    assert_no_action(&proxy);
+    proxy
+}
+
 #[test]
 fn ack_ok_true_initializes_and_the_action_sees_ow_wait_for_ack() {
     // Acks only when told to: without __OW_WAIT_FOR_ACK it would send a failing ack.
@@ -192,30 +202,21 @@ while read -r line; do echo "{\"ran\":true,\"wait\":\"$__OW_WAIT_FOR_ACK\"}" >&3
 #[test]
 fn ack_that_is_not_json_fails_init() {
     let script = "#!/bin/bash\necho 'ready!' >&3\nwhile read -r line; do echo '{}' >&3; done\n";
-    let proxy = ack_proxy();
-    let init = proxy.init_code(script, "main");
-    assert_init_failed(&proxy, &init, BAD_ACK);
-    assert_no_action(&proxy);
+    ack_refused(script, BAD_ACK);
 }
 
 #[test]
 fn ack_ok_false_fails_init() {
     let script =
         "#!/bin/bash\necho '{\"ok\":false}' >&3\nwhile read -r line; do echo '{}' >&3; done\n";
-    let proxy = ack_proxy();
-    let init = proxy.init_code(script, "main");
-    assert_init_failed(&proxy, &init, BAD_ACK);
-    assert_no_action(&proxy);
+    ack_refused(script, BAD_ACK);
 }
 
 #[test]
 fn exit_before_ack_fails_init_and_a_later_init_is_accepted() {
     let script = "#!/bin/bash\necho 'dying before the ack' >&2\nexit 4\n";
-    let proxy = ack_proxy();
-    let init = proxy.init_code(script, "main");
-    assert_init_failed(&proxy, &init, EXITED_DURING_INIT);
+    let proxy = ack_refused(script, EXITED_DURING_INIT);
     assert!(proxy.stderr().contains("dying before the ack"));
-    assert_no_action(&proxy);
 
     // A failed /init does not count (SPEC 2).
     let good = "#!/bin/bash\necho '{\"ok\":true}' >&3\nwhile read -r line; do echo '{\"second\":true}' >&3; done\n";
@@ -699,20 +700,26 @@ fn run_compiled(runtime: &str, zip: &[u8], main: &str, run: &Value, expected: &V
     }
 }
 
+/// `source` defines `hello`, which greets its argument's `name` and tells its activation id:
+/// compiled by `-compile` for `runtime`, it runs there.
+fn assert_hello_round_trip(runtime: &str, source: &[u8], activation: &str) {
+    let zip = compiled_zip(&compile(runtime, "hello", source, &[]));
+    run_compiled(
+        runtime,
+        &zip,
+        "hello",
+        &json!({"value": {"name": "al"}, "activation_id": activation}),
+        &json!({"greeting": "hello al", "activation": activation}),
+    );
+}
+
 #[test]
 fn compile_round_trip_python() {
     let source = br#"import os
 def hello(args):
     return {"greeting": "hello " + args.get("name", "?"), "activation": os.environ.get("__OW_ACTIVATION_ID")}
 "#;
-    let zip = compiled_zip(&compile("python", "hello", source, &[]));
-    run_compiled(
-        "python",
-        &zip,
-        "hello",
-        &json!({"value": {"name": "al"}, "activation_id": "act-py"}),
-        &json!({"greeting": "hello al", "activation": "act-py"}),
-    );
+    assert_hello_round_trip("python", source, "act-py");
 }
 
 #[test]
@@ -741,14 +748,7 @@ fn compile_round_trip_nodejs() {
   return {greeting: "hello " + args.name, activation: process.env.__OW_ACTIVATION_ID};
 }
 "#;
-    let zip = compiled_zip(&compile("nodejs", "hello", source, &[]));
-    run_compiled(
-        "nodejs",
-        &zip,
-        "hello",
-        &json!({"value": {"name": "al"}, "activation_id": "act-js"}),
-        &json!({"greeting": "hello al", "activation": "act-js"}),
-    );
+    assert_hello_round_trip("nodejs", source, "act-js");
 }
 
 #[test]
@@ -758,14 +758,7 @@ function hello(array $args): array {
     return ["greeting" => "hello " . $args["name"], "activation" => getenv("__OW_ACTIVATION_ID")];
 }
 "#;
-    let zip = compiled_zip(&compile("php", "hello", source, &[]));
-    run_compiled(
-        "php",
-        &zip,
-        "hello",
-        &json!({"value": {"name": "al"}, "activation_id": "act-php"}),
-        &json!({"greeting": "hello al", "activation": "act-php"}),
-    );
+    assert_hello_round_trip("php", source, "act-php");
 }
 
 /// Builds `actionloop_tinydep-0.1-py3-none-any.whl` in `dir` with Python's zipfile, RECORD
