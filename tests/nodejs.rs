@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 
 fn node() -> Proxy {
@@ -129,30 +127,32 @@ fn index_js(body: &str) -> String {
     format!("module.exports.main = {body};\n")
 }
 
+/// A proxy running the zip `archive` with the entry point `main`, answering 200 to `{}` with
+/// `expected`.
+fn assert_zip(archive: &[u8], main: &str, expected: Value) {
+    let p = node();
+    init_binary_ok(&p, archive, main);
+    assert_eq!(run_ok(&p, json!({})), expected, "main: {main}");
+}
+
 #[test]
 fn zip_uses_package_json_main() {
     let package = br#"{"name": "action", "main": "lib/app.js"}"#;
     let app = index_js("() => ({from: 'lib/app.js'})");
     let index = index_js("() => ({from: 'index.js'})");
-    let p = node();
-    init_binary_ok(
-        &p,
-        &Archive::zip()
-            .file("package.json", package)
-            .file("lib/app.js", app)
-            .file("index.js", index)
-            .build(),
-        "main",
-    );
-    assert_eq!(run_ok(&p, json!({})), json!({"from": "lib/app.js"}));
+    let archive = Archive::zip()
+        .file("package.json", package)
+        .file("lib/app.js", app)
+        .file("index.js", index)
+        .build();
+    assert_zip(&archive, "main", json!({"from": "lib/app.js"}));
 }
 
 #[test]
 fn zip_without_package_json_uses_index_js() {
     let index = index_js("() => ({from: 'index.js'})");
-    let p = node();
-    init_binary_ok(&p, &Archive::zip().file("index.js", index).build(), "main");
-    assert_eq!(run_ok(&p, json!({})), json!({"from": "index.js"}));
+    let archive = Archive::zip().file("index.js", index).build();
+    assert_zip(&archive, "main", json!({"from": "index.js"}));
 }
 
 #[test]
@@ -160,26 +160,20 @@ fn zip_main_names_a_file_and_a_nested_property() {
     let handlers = "exports.hello = () => ({which: 'handlers.hello'});\n\
                     exports.api = { v1: { get: () => ({which: 'handlers.api.v1.get'}) } };\n";
     let index = index_js("() => ({which: 'index'})");
-    let files = [
-        ("index.js", index.as_bytes()),
-        ("handlers.js", handlers.as_bytes()),
-    ];
-    let p = node();
-    init_binary_ok(&p, &Archive::zip().files(&files).build(), "handlers.hello");
-    assert_eq!(run_ok(&p, json!({})), json!({"which": "handlers.hello"}));
-    let p = node();
-    init_binary_ok(
-        &p,
-        &Archive::zip().files(&files).build(),
-        "handlers.api.v1.get",
+    let archive = Archive::zip()
+        .file("index.js", index)
+        .file("handlers.js", handlers)
+        .build();
+    assert_zip(
+        &archive,
+        "handlers.hello",
+        json!({"which": "handlers.hello"}),
     );
-    assert_eq!(
-        run_ok(&p, json!({})),
-        json!({"which": "handlers.api.v1.get"})
-    );
+    let expected = json!({"which": "handlers.api.v1.get"});
+    assert_zip(&archive, "handlers.api.v1.get", expected);
     // A property that is not there fails /init.
     let p = node();
-    let a = p.init_binary(&Archive::zip().files(&files).build(), "handlers.api.v2.get");
+    let a = p.init_binary(&archive, "handlers.api.v2.get");
     assert_eq!(a.status, 502, "{}", a.json());
     assert!(a.error().starts_with(CANNOT_START), "{}", a.error());
 }
@@ -222,9 +216,8 @@ fn zip_type_module_loads_es_modules() {
         ),
         ("util.js", b"export const shout = (s) => s.toUpperCase() + '!';\n"),
     ];
-    let p = node();
-    init_binary_ok(&p, &Archive::zip().files(&files).build(), "main");
-    assert_eq!(run_ok(&p, json!({})), json!({"esm": "HI!"}));
+    let archive = Archive::zip().files(&files).build();
+    assert_zip(&archive, "main", json!({"esm": "HI!"}));
 }
 
 #[test]
@@ -240,16 +233,13 @@ fn zip_mjs_files_load_as_es_modules() {
             b"export const handlers = { go: () => ({mjs: 'other.handlers.go'}) };\n",
         ),
     ];
-    let p = node();
-    init_binary_ok(&p, &Archive::zip().files(&files).build(), "main");
-    assert_eq!(run_ok(&p, json!({})), json!({"mjs": "default"}));
-    let p = node();
-    init_binary_ok(
-        &p,
-        &Archive::zip().files(&files).build(),
+    let archive = Archive::zip().files(&files).build();
+    assert_zip(&archive, "main", json!({"mjs": "default"}));
+    assert_zip(
+        &archive,
         "other.handlers.go",
+        json!({"mjs": "other.handlers.go"}),
     );
-    assert_eq!(run_ok(&p, json!({})), json!({"mjs": "other.handlers.go"}));
 }
 
 #[test]
@@ -270,19 +260,11 @@ function main() {
 
     let index = "const fs = require('fs');\nexports.main = () => ({same: __dirname === process.cwd(), \
                  data: fs.readFileSync('data/info.txt', 'utf8')});\n";
-    let p = node();
-    init_binary_ok(
-        &p,
-        &Archive::zip()
-            .file("index.js", index)
-            .file("data/info.txt", "packed")
-            .build(),
-        "main",
-    );
-    assert_eq!(
-        run_ok(&p, json!({})),
-        json!({"same": true, "data": "packed"})
-    );
+    let archive = Archive::zip()
+        .file("index.js", index)
+        .file("data/info.txt", "packed")
+        .build();
+    assert_zip(&archive, "main", json!({"same": true, "data": "packed"}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -402,10 +384,7 @@ function main(args) {
     // Between activations: logged, and the loop goes on. The late resolution of the second
     // activation is dropped, not taken for the next answer.
     assert_eq!(run_ok(&p, json!({"how": "later"})), json!({"count": 3}));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !p.stderr().contains("rejected between activations") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    p.wait_stderr("rejected between activations");
     assert_eq!(run_ok(&p, json!({})), json!({"count": 4}));
     let (_, err) = p.logs_after(4);
     for text in [
