@@ -165,7 +165,7 @@ function main(array $args) {
     // Same process, same state.
     assert_eq!(run_ok(&p, json!({})), json!({"count": 6}));
     let (out, err) = p.logs_after(6);
-    let second = err.split(&format!("{SENTINEL}\n")).nth(1).unwrap();
+    let second = activations(&err)[1];
     assert!(
         second.contains("RuntimeException: bad input: x"),
         "{second}"
@@ -195,7 +195,7 @@ function main(array $args) {
     let after = run_ok(&p, json!({}))["pid"].clone();
     assert_ne!(before, after);
     let (out, err) = p.logs_after(3);
-    let second = err.split(&format!("{SENTINEL}\n")).nth(1).unwrap();
+    let second = activations(&err)[1];
     assert!(
         second.to_lowercase().contains("fatal error"),
         "stderr: {err}"

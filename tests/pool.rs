@@ -5,7 +5,6 @@ mod common;
 use common::*;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Barrier};
 
 const ACTION: &str = "import os, time\n\
                       def main(args):\n    \
@@ -14,36 +13,23 @@ const ACTION: &str = "import os, time\n\
 
 /// Four clients at once, each `rounds` requests with its own ids; returns the pids seen.
 fn hammer(proxy: &Proxy, rounds: usize, sleep: f64) -> HashSet<u64> {
-    let barrier = Arc::new(Barrier::new(4));
-    let port = proxy.port;
-    let workers: Vec<_> = (0..4)
-        .map(|client| {
-            let barrier = Arc::clone(&barrier);
-            std::thread::spawn(move || {
-                let mut connection = Connection::open(port);
-                barrier.wait();
-                let mut pids = HashSet::new();
-                for round in 0..rounds {
-                    let id = format!("{client}-{round}");
-                    let body = json!({"value": {"id": id, "sleep": sleep}}).to_string();
-                    let answer = connection.post("/run", body.as_bytes());
-                    assert_eq!(answer.status, 200);
-                    let result = answer.json();
-                    assert_eq!(
-                        result["id"],
-                        json!(id),
-                        "an answer went to the wrong request"
-                    );
-                    pids.insert(result["pid"].as_u64().unwrap());
-                }
-                pids
-            })
-        })
-        .collect();
-    workers
-        .into_iter()
-        .flat_map(|w| w.join().expect("client thread"))
-        .collect()
+    let seen = concurrently(proxy, 4, move |client, connection| {
+        let mut pids = HashSet::new();
+        for round in 0..rounds {
+            let id = format!("{client}-{round}");
+            let answer = connection.run(json!({"id": id, "sleep": sleep}));
+            assert_eq!(answer.status, 200);
+            let result = answer.json();
+            assert_eq!(
+                result["id"],
+                json!(id),
+                "an answer went to the wrong request"
+            );
+            pids.insert(result["pid"].as_u64().unwrap());
+        }
+        pids
+    });
+    seen.into_iter().flatten().collect()
 }
 
 #[test]

@@ -62,10 +62,7 @@ fn answers_on_one_kept_alive_connection_each_carry_their_length() {
     let p = echo_proxy();
     let mut connection = p.connect();
     for i in 0..5 {
-        let good = connection.post(
-            "/run",
-            json!({"value": {"r": {"i": i}}}).to_string().as_bytes(),
-        );
+        let good = connection.run(json!({"r": {"i": i}}));
         assert_json_answer("run", &good);
         assert_eq!(good.json(), json!({"i": i}));
         let bad = connection.post("/run", b"{broken");
@@ -326,7 +323,7 @@ def main(args):
     // Every activation reached the action, so every one is framed, the fatal ones too.
     let (_, err) = p.framed_logs(runs);
     // What the dying activation wrote is in its own part of the logs.
-    let second = err.split(&format!("{SENTINEL}\n")).nth(1).unwrap();
+    let second = activations(&err)[1];
     assert!(
         second.contains("last words before exiting"),
         "stderr: {err}"
@@ -347,25 +344,15 @@ def main(args):
     return {"id": me, "echo": args["payload"]}
 "#;
     init_ok(&p, code, "main");
-    let port = p.port;
-    let clients: Vec<_> = (0..4)
-        .map(|c| {
-            std::thread::spawn(move || {
-                let mut connection = Connection::open(port);
-                for i in 0..50 {
-                    let id = format!("client{c}-run{i}");
-                    let payload = format!("{}", c * 1000 + i).repeat(c + 1);
-                    let body = json!({"value": {"id": id, "payload": payload}});
-                    let a = connection.post("/run", body.to_string().as_bytes());
-                    assert_eq!(a.status, 200, "{id}: {}", a.text());
-                    assert_eq!(a.json(), json!({"id": id, "echo": payload}));
-                }
-            })
-        })
-        .collect();
-    for client in clients {
-        client.join().expect("a client got a wrong answer");
-    }
+    concurrently(&p, 4, |c, connection| {
+        for i in 0..50 {
+            let id = format!("client{c}-run{i}");
+            let payload = format!("{}", c * 1000 + i).repeat(c + 1);
+            let a = connection.run(json!({"id": id, "payload": payload}));
+            assert_eq!(a.status, 200, "{id}: {}", a.text());
+            assert_eq!(a.json(), json!({"id": id, "echo": payload}));
+        }
+    });
 
     let (out, err) = p.logs_after(200);
     for (name, text) in [("stdout", &out), ("stderr", &err)] {
@@ -496,18 +483,10 @@ def main(args):
 "#;
     init_ok(&p, code, "main");
     let dir = marks.path().to_str().unwrap().to_string();
-    let port = p.port;
-    let run = std::thread::spawn(move || {
-        Connection::open(port).post(
-            "/run",
-            json!({"value": {"dir": dir}}).to_string().as_bytes(),
-        )
+    let run = p.run_in_background(json!({ "dir": dir }));
+    wait_until("the action did not start", Duration::from_secs(10), || {
+        marks.path().join("started").exists()
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !marks.path().join("started").exists() {
-        assert!(Instant::now() < deadline, "the action did not start");
-        std::thread::sleep(Duration::from_millis(5));
-    }
     // Proxy lines while the activation runs: a refused second /init and a request to an
     // unknown route, each logged by the proxy.
     assert_eq!(p.init_code(code, "main").status, 403);

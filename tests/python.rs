@@ -262,7 +262,7 @@ def main(args):
 
     let (_, err) = p.framed_logs(5);
     // The traceback of the second activation is in that activation's stderr.
-    let second = err.split(&format!("{SENTINEL}\n")).nth(1).unwrap();
+    let second = activations(&err)[1];
     assert!(
         second.contains("Traceback (most recent call last)"),
         "{second}"
