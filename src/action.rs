@@ -32,6 +32,8 @@ pub enum Ready {
 pub struct Recipe {
     pub spec: Spec,
     pub init_line: Option<Vec<u8>>,
+    /// The launcher preloads modules (`OW_PRELOAD`) and reports it before anything else.
+    pub preloads: bool,
     pub ready: Ready,
     /// The answers come from one of our launchers on a channel of its own: their encoder's
     /// JSON, one line per request (see [`answer::check_from_launcher`]).
@@ -67,8 +69,12 @@ impl Recipe {
     pub async fn start(&self, prewarmed: Option<Child>) -> Result<Child, Failed> {
         let mut child = match prewarmed {
             Some(child) => child,
-            None => Child::spawn(&self.spec)
-                .map_err(|e| ProxyError::cannot_run(&self.spec.program, e))?,
+            None => {
+                let mut child = Child::spawn(&self.spec)
+                    .map_err(|e| ProxyError::cannot_run(&self.spec.program, e))?;
+                child.preload_report_due = self.preloads;
+                child
+            }
         };
         match self.ready(&mut child).await {
             Ok(()) => Ok(child),
@@ -125,6 +131,7 @@ impl Recipe {
         }
         match self.ready {
             Ready::LauncherAck => {
+                finish_preload(child, self.answer_limit).await;
                 let line = child
                     .answer(self.answer_limit)
                     .await
@@ -161,6 +168,42 @@ impl Recipe {
                 }
             }
         }
+    }
+}
+
+/// Reads a launcher's preload report (`OW_PRELOAD`), if it still owes one, and logs what
+/// could not be preloaded, once in the proxy's life: every child of a pool preloads the same.
+/// A child that ends instead is left for the next step to find out.
+pub async fn finish_preload(child: &mut Child, limit: u64) {
+    if !child.preload_report_due {
+        return;
+    }
+    child.preload_report_due = false;
+    let Ok(line) = child.answer(limit).await else {
+        return;
+    };
+    #[derive(Deserialize)]
+    struct Report {
+        #[serde(default)]
+        preloaded: Vec<String>,
+        #[serde(default)]
+        failed: std::collections::BTreeMap<String, String>,
+    }
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    match serde_json::from_slice::<Report>(&line) {
+        Ok(report) => {
+            tracing::info!("preloaded {}", report.preloaded.join(", "));
+            for (name, why) in report.failed {
+                tracing::warn!("cannot preload {name}: {why}");
+            }
+        }
+        Err(_) => tracing::warn!(
+            "the launcher's preload report is not one: {}",
+            String::from_utf8_lossy(&line)
+        ),
     }
 }
 

@@ -5,10 +5,9 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::error::StartupError;
 use crate::language::Language;
@@ -22,6 +21,11 @@ pub fn run(settings: &Settings, main: &str) -> Result<(), StartupError> {
 }
 
 fn build(settings: &Settings, main: &str) -> Result<(), String> {
+    // The zip's dependencies are installed below, its own way; not as `/init` would.
+    let settings = &Settings {
+        init_install: false,
+        ..settings.clone()
+    };
     let mut input = Vec::new();
     io::stdin()
         .read_to_end(&mut input)
@@ -37,7 +41,21 @@ fn build(settings: &Settings, main: &str) -> Result<(), String> {
     let root = match &plan {
         Plan::Executable(exec) => exec.parent().unwrap_or(&folders.code).to_path_buf(),
         Plan::Launcher { file } => {
-            install_dependencies(settings.runtime, &folders.code, env)?;
+            // Our stdout carries the zip: the tools' chatter goes to stderr.
+            let mut to_stderr = |bytes: &[u8]| {
+                let _ = io::stderr().write_all(bytes);
+            };
+            let language = settings.runtime;
+            crate::install::install(
+                language,
+                language.install.compile,
+                &settings.interpreter,
+                &folders.code,
+                env,
+                Duration::from_secs(24 * 3600),
+                &mut to_stderr,
+            )
+            .map_err(|e| e.to_string())?;
             write_exec(settings.runtime, &folders.code, main, file.as_deref())
                 .map_err(|e| format!("cannot write exec: {e}"))?;
             folders.code.clone()
@@ -80,50 +98,6 @@ fn write_exec(runtime: &Language, folder: &Path, main: &str, file: Option<&str>)
     let exec = folder.join("exec");
     fs::write(&exec, script)?;
     fs::set_permissions(&exec, fs::Permissions::from_mode(0o755))
-}
-
-/// Installs what the action declares and does not bundle, with the image's own tools.
-fn install_dependencies(
-    runtime: &Language,
-    folder: &Path,
-    env: &[(String, String)],
-) -> Result<(), String> {
-    if !(runtime.install.needed)(folder) {
-        return Ok(());
-    }
-    for step in runtime.install.steps {
-        let program = if step.program.contains('/') {
-            folder.join(step.program)
-        } else {
-            step.program.into()
-        };
-        // Our stdout carries the zip: the tools' chatter goes to stderr.
-        let to_stderr = io::stderr()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| e.to_string())?;
-        let mut command = Command::new(&program);
-        command
-            .args(step.args)
-            .current_dir(folder)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(to_stderr));
-        let status = crate::child::reaper::status(&mut command).map_err(|e| {
-            format!(
-                "installing the dependencies needs {}, which cannot run here: {e}",
-                step.program
-            )
-        })?;
-        if !status.success() {
-            return Err(format!(
-                "installing the dependencies failed: {} {} ({status})",
-                step.program,
-                step.args.join(" ")
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Zips a folder, keeping modes and symlinks, in a stable order.

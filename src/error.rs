@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::Path;
 
 use crate::child::{ChildError, Exit};
+use crate::install::InstallError;
 use crate::package::PackageError;
 
 /// The texts the invoker and the OpenWhisk test suites compare against.
@@ -317,6 +318,21 @@ impl fmt::Display for PackageError {
 }
 
 impl std::error::Error for PackageError {}
+
+impl fmt::Display for InstallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InstallError::Missing(why) => f.write_str(why),
+            InstallError::Failed(what) => write!(f, "installing the dependencies failed: {what}"),
+            InstallError::TooSlow(what, limit) => write!(
+                f,
+                "installing the dependencies took longer than {} s and was stopped \
+                 (OW_INIT_INSTALL_TIMEOUT_SECONDS): {what}",
+                limit.as_secs()
+            ),
+        }
+    }
+}
 
 /// Why the proxy cannot start (or stopped serving). A flag or setting that cannot work exits
 /// with status 2, anything else with 1.

@@ -33,18 +33,39 @@ pub struct Language {
 }
 
 /// Installing declared dependencies: when `needed` says so for the action folder, each step
-/// runs in it, in order.
+/// runs in it, in order: `compile` for `-compile` (whose zip must run anywhere the language
+/// runs), `init` at `/init` (where speed matters and the image is the one that will run it).
 #[derive(Debug)]
 pub struct Install {
     pub needed: fn(&Path) -> bool,
-    pub steps: &'static [Step],
+    pub compile: &'static [Step],
+    pub init: &'static [Step],
 }
 
-/// One command of an install. A program with a `/` is relative to the action folder.
+/// One command of an install.
 #[derive(Debug)]
 pub struct Step {
-    pub program: &'static str,
+    pub program: Program,
     pub args: &'static [&'static str],
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Program {
+    /// The language's interpreter, as the proxy found it.
+    Interpreter,
+    /// A tool found on `PATH`.
+    Named(&'static str),
+    /// A program inside the action folder.
+    InFolder(&'static str),
+}
+
+impl Program {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Program::Interpreter => "the interpreter",
+            Program::Named(name) | Program::InFolder(name) => name,
+        }
+    }
 }
 
 /// Python's name is not `__main__.py`, so that an `if __name__ == "__main__":` block in the
@@ -61,15 +82,17 @@ pub const PYTHON: Language = Language {
     read_at_start: &["PYTHON"],
     tune_malloc: true,
     private_answers: true,
+    // At `/init` the packages go where the launcher looks for a bundled virtualenv's, with
+    // no virtualenv made around them (which costs seconds, for its own pip).
     install: Install {
         needed: |dir| dir.join("requirements.txt").exists() && !dir.join("virtualenv").exists(),
-        steps: &[
+        compile: &[
             Step {
-                program: "python3",
+                program: Program::Interpreter,
                 args: &["-m", "venv", "virtualenv"],
             },
             Step {
-                program: "virtualenv/bin/python",
+                program: Program::InFolder("virtualenv/bin/python"),
                 args: &[
                     "-m",
                     "pip",
@@ -80,6 +103,20 @@ pub const PYTHON: Language = Language {
                 ],
             },
         ],
+        init: &[Step {
+            program: Program::Interpreter,
+            args: &[
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--target",
+                "virtualenv/lib/python3/site-packages",
+                "-r",
+                "requirements.txt",
+            ],
+        }],
     },
 };
 
@@ -95,10 +132,8 @@ pub const NODEJS: Language = Language {
     private_answers: true,
     install: Install {
         needed: needs_npm,
-        steps: &[Step {
-            program: "npm",
-            args: &["install", "--omit=dev", "--no-audit", "--no-fund"],
-        }],
+        compile: NPM_INSTALL,
+        init: NPM_INSTALL,
     },
 };
 
@@ -114,12 +149,26 @@ pub const PHP: Language = Language {
     private_answers: false,
     install: Install {
         needed: |dir| dir.join("composer.json").exists() && !dir.join("vendor").exists(),
-        steps: &[Step {
-            program: "composer",
-            args: &["install", "--no-dev", "--no-interaction"],
-        }],
+        compile: COMPOSER_INSTALL,
+        init: COMPOSER_INSTALL,
     },
 };
+
+const NPM_INSTALL: &[Step] = &[Step {
+    program: Program::Named("npm"),
+    args: &[
+        "install",
+        "--omit=dev",
+        "--no-audit",
+        "--no-fund",
+        "--no-update-notifier",
+    ],
+}];
+
+const COMPOSER_INSTALL: &[Step] = &[Step {
+    program: Program::Named("composer"),
+    args: &["install", "--no-dev", "--no-interaction", "--no-progress"],
+}];
 
 /// Every built-in language; the first is the default.
 pub const ALL: &[&Language] = &[&PYTHON, &NODEJS, &PHP];

@@ -15,6 +15,7 @@
 //! - `service`: `/init` and `/run`, and the state across them (prewarmed interpreter, action).
 //! - [`package`]: decoding and safely unpacking the code (source, zip, tar.gz).
 //! - `plan`: from unpacked code to what to start: executable, compiler output or launcher.
+//! - `install`: an action's declared dependencies, installed at `/init` and for `-compile`.
 //! - [`language`]: the built-in languages, one table entry each, with their embedded
 //!   launchers (`runtimes/`).
 //! - `action`: an initialised action's children, starting them and running activations.
@@ -33,6 +34,7 @@ mod child;
 pub mod compile;
 pub mod error;
 mod http;
+mod install;
 pub mod language;
 mod logs;
 mod memory;

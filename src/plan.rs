@@ -127,6 +127,21 @@ pub fn plan(
         Layout::File(name) => Some(name.clone()),
         Layout::Archive => None,
     };
+    if settings.init_install {
+        // The installer's words belong to this attempt's logs, as it would say them.
+        let mut to_logs = |bytes: &[u8]| crate::logs::output::stderr().push(bytes);
+        let language = settings.runtime;
+        crate::install::install(
+            language,
+            language.install.init,
+            &settings.interpreter,
+            &folders.code,
+            &action_env(settings, env),
+            settings.init_install_timeout,
+            &mut to_logs,
+        )
+        .map_err(|e| ProxyError::Locate(e.to_string()))?;
+    }
     Ok(Plan::Launcher { file })
 }
 
@@ -231,6 +246,7 @@ pub fn recipe(
     match plan {
         Plan::Executable(exec) => {
             Recipe {
+                preloads: false,
                 spec: Spec {
                     program: exec.clone(),
                     args: Vec::new(),
@@ -263,6 +279,7 @@ pub fn recipe(
             Recipe {
                 spec: launcher_spec(settings, launcher, &folders.code, child_env),
                 init_line: Some(line.to_string().into_bytes()),
+                preloads: settings.preload.is_some(),
                 ready: Ready::LauncherAck,
                 trusted_answers: settings.runtime.private_answers,
                 answer_limit: settings.limits.result_bytes,

@@ -54,7 +54,7 @@ impl Service {
     }
 
     /// Starts an interpreter for the next `/init`, unless one waits already or an action runs.
-    pub async fn prewarm(&self) {
+    pub async fn prewarm(self: &Arc<Self>) {
         // With a compiler every source is built into an executable: a launcher is never used.
         let useful = self.settings.prewarm && self.settings.compiler.is_none();
         if !useful || self.action.initialized() {
@@ -71,8 +71,27 @@ impl Service {
             plan::child_env(&self.settings, &[]),
         );
         match Child::spawn(&spec) {
-            Ok(child) => *slot = Some(child),
-            Err(e) => tracing::warn!("cannot prewarm {}: {e}", spec.program.display()),
+            Ok(mut child) => {
+                child.preload_report_due = self.settings.preload.is_some();
+                *slot = Some(child);
+            }
+            Err(e) => {
+                tracing::warn!("cannot prewarm {}: {e}", spec.program.display());
+                return;
+            }
+        }
+        drop(slot);
+        if self.settings.preload.is_some() {
+            // Read while the proxy already serves: an `/init` that comes first takes the child
+            // once this is done (the slot stays locked), so it waits for the preload.
+            let this = Arc::clone(self);
+            tokio::spawn(async move {
+                let mut slot = this.prewarmed.lock().await;
+                if let Some(child) = slot.as_mut() {
+                    let limit = this.settings.limits.result_bytes;
+                    crate::action::finish_preload(child, limit).await;
+                }
+            });
         }
     }
 

@@ -138,6 +138,13 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// `OW_PREWARM` (default on): start the interpreter before `/init` arrives.
     pub prewarm: bool,
+    /// `OW_PRELOAD`: modules the launcher loads before any code arrives (comma-separated;
+    /// Python import names, Node.js packages, PHP files). The launcher reads it itself.
+    pub preload: Option<String>,
+    /// `OW_ENABLE_INIT_INSTALL` (default on): install an action's declared dependencies at
+    /// `/init` when it does not bundle them, for at most `OW_INIT_INSTALL_TIMEOUT_SECONDS`.
+    pub init_install: bool,
+    pub init_install_timeout: Duration,
     /// Whether the proxy may give its Python children allocator tunables: only when the
     /// environment sets no `GLIBC_TUNABLES` of its own.
     pub tune_child_malloc: bool,
@@ -247,6 +254,13 @@ impl Settings {
             enforce_deadline: vars.flag("OW_ENFORCE_DEADLINE", false)?,
             shutdown_grace: Duration::from_secs(vars.number("OW_SHUTDOWN_GRACE_SECONDS", 10, 0)?),
             prewarm: vars.flag("OW_PREWARM", true)?,
+            preload: var("OW_PRELOAD").filter(|v| !v.trim().is_empty()),
+            init_install: vars.flag("OW_ENABLE_INIT_INSTALL", true)?,
+            init_install_timeout: Duration::from_secs(vars.number(
+                "OW_INIT_INSTALL_TIMEOUT_SECONDS",
+                120,
+                1,
+            )?),
             tune_child_malloc: !env.contains_key("GLIBC_TUNABLES"),
             limits,
             http: HttpTimeouts {

@@ -386,6 +386,35 @@ async function activate(fn, line) {
   send(answer);
 }
 
+// Loads the packages the image names in OW_PRELOAD before any code arrives, so that an action
+// requiring them finds them cached. Resolved from the launcher's folder, as an action's own
+// require() resolves them (up the tree to the image's node_modules). What they print is not an
+// action's and is kept from the logs; a failure is reported to the proxy, never raised.
+async function preload(names) {
+  const loaded = [];
+  const failed = {};
+  const writes = [process.stdout.write, process.stderr.write];
+  process.stdout.write = process.stderr.write = () => true;
+  try {
+    for (const name of names.split(',').map((n) => n.trim()).filter(Boolean)) {
+      try {
+        try {
+          require(name);
+        } catch (err) {
+          if (err.code !== 'ERR_REQUIRE_ESM') throw err;
+          await import(require.resolve(name));
+        }
+        loaded.push(name);
+      } catch (err) {
+        failed[name] = firstLine(describe(err));
+      }
+    }
+  } finally {
+    [process.stdout.write, process.stderr.write] = writes;
+  }
+  return { preloaded: loaded, failed };
+}
+
 async function main() {
   const lines = readLines(requestsFd);
   let setup;
@@ -393,6 +422,8 @@ async function main() {
     const ack = Boolean(process.env.__OW_WAIT_FOR_ACK);
     setup = { dir: process.cwd(), main: process.argv[2], file: process.argv[3] || null, env: {}, ack };
   } else {
+    const names = process.env.OW_PRELOAD || '';
+    if (names.trim()) send(JSON.stringify(await preload(names)));
     const first = await lines.next();
     if (first.done) process.exit(0);
     setup = JSON.parse(first.value);

@@ -72,6 +72,10 @@ final class Launcher
             $setup = ['dir' => getcwd(), 'main' => $argv[1], 'file' => $argv[2] ?? null];
             self::$wantsAck = (string) getenv('__OW_WAIT_FOR_ACK') !== '';
         } else {
+            $names = (string) getenv('OW_PRELOAD');
+            if (trim($names) !== '') {
+                self::send(json_encode(self::preload($names), self::JSON | JSON_INVALID_UTF8_SUBSTITUTE));
+            }
             $first = fgets(self::$requests);
             if ($first === false) {
                 exit(0);
@@ -94,6 +98,34 @@ final class Launcher
         if (is_file($dir . '/vendor/autoload.php')) {
             self::$autoload = $dir . '/vendor/autoload.php';
         }
+    }
+
+    /**
+     * Includes the files the image names in OW_PRELOAD (e.g. an autoloader, or a file that
+     * touches the classes actions use) before any code arrives. What they print is not an
+     * action's and is dropped; a failure is reported to the proxy, never raised. A fatal error
+     * in such a file (a redeclared function) still ends PHP: only Throwables can be caught.
+     */
+    private static function preload(string $names): array
+    {
+        $loaded = [];
+        $failed = new \stdClass();
+        foreach (array_filter(array_map('trim', explode(',', $names))) as $file) {
+            if (!is_file($file) || !is_readable($file)) {
+                $failed->{$file} = 'no such file';
+                continue;
+            }
+            ob_start();
+            try {
+                require_once $file;
+                $loaded[] = $file;
+            } catch (\Throwable $e) {
+                $failed->{$file} = get_class($e) . ': ' . $e->getMessage();
+            } finally {
+                ob_end_clean();
+            }
+        }
+        return ['preloaded' => $loaded, 'failed' => $failed];
     }
 
     /** The code is loaded: check the function, then tell the proxy. */

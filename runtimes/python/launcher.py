@@ -1,18 +1,14 @@
 """ActionLoop launcher for Python actions (protocol: runtimes/README.md).
 
 Started by the actionloop proxy before any code arrives, so that /init only pays for loading the
-user's module, not for starting the interpreter.
+user's module, not for starting the interpreter. Only what the protocol needs is imported up
+front: asyncio, traceback and the rest cost tens of milliseconds at a cold start, and are
+imported when an action first needs them.
 """
 
-import asyncio
-import glob
-import importlib.util
-import inspect
 import json
 import os
-import site
 import sys
-import traceback
 
 # The protocol owns stdin and fd 3. Take private copies and give the action /dev/null as stdin,
 # so neither user code nor its subprocesses can read our requests or write fake answers.
@@ -50,7 +46,8 @@ def restore_streams():
         if stream is None or stream.closed:
             setattr(sys, name, open(fd, "w", buffering=1, closefd=False))
 
-loop = asyncio.new_event_loop()
+# The event loop for `async def` actions, made the first time one runs.
+loop = None
 
 
 def send(obj):
@@ -77,6 +74,8 @@ def flush_logs():
 def summary(exc):
     """The last line of the exception as Python prints it, e.g. `NameError: name 'x' ...`."""
     try:
+        import traceback
+
         return traceback.format_exception_only(type(exc), exc)[-1].strip()
     except Exception:
         return type(exc).__name__
@@ -93,6 +92,8 @@ def message(exc):
 
 def print_traceback():
     """The current exception's traceback on stderr, even when the action closed it."""
+    import traceback
+
     try:
         traceback.print_exc()
     except Exception:
@@ -104,6 +105,9 @@ def activate_virtualenv(folder):
     root = os.path.join(folder, "virtualenv")
     if not os.path.isdir(root):
         return
+    import glob
+    import site
+
     ours = "python%d.%d" % sys.version_info[:2]
     found = glob.glob(os.path.join(root, "lib", ours, "site-packages"))
     found = found or glob.glob(os.path.join(root, "lib", "python3*", "site-packages"))
@@ -127,6 +131,8 @@ def load(folder, file, main):
     entry = os.path.join(folder, file or "__main__.py")
     if not os.path.isfile(entry):
         raise LoadError("locate", "zipped actions must contain __main__.py at the root.")
+    import importlib.util
+
     spec = importlib.util.spec_from_file_location("main__", entry)
     module = importlib.util.module_from_spec(spec)
     sys.modules["main__"] = module
@@ -198,8 +204,8 @@ def run(function, request):
         args = {}
     try:
         result = function(args)
-        if inspect.isawaitable(result):
-            result = loop.run_until_complete(result)
+        if hasattr(result, "__await__"):
+            result = run_coroutine(result)
     except Exception as err:
         print_traceback()
         result = {"error": message(err)}
@@ -214,6 +220,38 @@ def run(function, request):
         flush_logs()
         send({"__actionloop_error": why})
     restore_streams()
+
+
+def run_coroutine(awaitable):
+    """Awaits an `async def` action's result on the launcher's own event loop."""
+    global loop
+    if loop is None:
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+    return loop.run_until_complete(awaitable)
+
+
+def preload(names):
+    """Imports the modules the image names in OW_PRELOAD, before any code arrives, so that an
+    action importing them finds them loaded. Into the launcher's own namespace only: the
+    action's module sees nothing it did not import. What they print is not an action's, so it
+    is kept from the logs; a failure is reported, never raised. Returns the report line."""
+    import contextlib
+    import importlib
+    import io
+
+    failed = {}
+    loaded = []
+    quiet = io.StringIO()
+    for name in [n.strip() for n in names.split(",") if n.strip()]:
+        try:
+            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                importlib.import_module(name)
+            loaded.append(name)
+        except BaseException as err:
+            failed[name] = summary(err)
+    return {"preloaded": loaded, "failed": failed}
 
 
 def decode(line):
@@ -233,6 +271,9 @@ def main():
         file = sys.argv[2] if len(sys.argv) > 2 else None
         function = init(os.getcwd(), file, sys.argv[1], {}, bool(os.environ.get("__OW_WAIT_FOR_ACK")))
     else:
+        names = os.environ.get("OW_PRELOAD", "")
+        if names.strip():
+            send(preload(names))
         first = requests.readline()
         if not first:
             return

@@ -102,6 +102,9 @@ pub struct Child {
     pending: BytesMut,
     exit: watch::Receiver<Option<Exit>>,
     logs: ChildLogs,
+    /// A launcher started with `OW_PRELOAD` writes its preload report before it reads the
+    /// init line; until that line is read, it is not the ack's turn.
+    pub preload_report_due: bool,
 }
 
 impl Child {
@@ -148,6 +151,7 @@ impl Child {
                 Source::new(OwnedFd::from(stdout_read))?,
                 Source::new(OwnedFd::from(stderr_read))?,
             ),
+            preload_report_due: false,
         })
     }
 

@@ -54,16 +54,6 @@ pub fn output(command: &mut std::process::Command) -> io::Result<std::process::O
     output
 }
 
-/// Runs a command to its end, as [`std::process::Command::status`] does, with its exit status
-/// kept from the reaper. Blocking.
-pub fn status(command: &mut std::process::Command) -> io::Result<std::process::ExitStatus> {
-    let mut child = spawn(|| command.spawn(), std::process::Child::id)?;
-    let pid = child.id();
-    let status = child.wait();
-    release(pid);
-    status
-}
-
 /// Kills every process the proxy started, with their process groups and everything below
 /// them, and the orphans it inherited: the proxy is stopping.
 pub fn kill_all() {
