@@ -761,42 +761,11 @@ function hello(array $args): array {
     assert_hello_round_trip("php", source, "act-php");
 }
 
-/// Builds `actionloop_tinydep-0.1-py3-none-any.whl` in `dir` with Python's zipfile, RECORD
-/// hashes included: no setuptools, no network.
-fn build_wheel(dir: &Path) {
-    let script = r#"
-import base64, hashlib, os, sys, zipfile
-name, version = "actionloop_tinydep", "0.1"
-info = "%s-%s.dist-info" % (name, version)
-files = {
-    name + "/__init__.py": b'VALUE = "from-local-wheel"\n',
-    info + "/METADATA": b"Metadata-Version: 2.1\nName: actionloop-tinydep\nVersion: 0.1\n",
-    info + "/WHEEL": b"Wheel-Version: 1.0\nGenerator: actionloop-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-}
-record = []
-for path, data in files.items():
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    record.append("%s,sha256=%s,%d" % (path, digest, len(data)))
-record.append(info + "/RECORD,,")
-files[info + "/RECORD"] = ("\n".join(record) + "\n").encode()
-with zipfile.ZipFile(os.path.join(sys.argv[1], "%s-%s-py3-none-any.whl" % (name, version)), "w") as whl:
-    for path, data in files.items():
-        whl.writestr(path, data)
-"#;
-    let status = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(dir)
-        .status()
-        .expect("python3");
-    assert!(status.success());
-}
-
 #[test]
 fn compile_installs_requirements_from_a_local_wheel_directory() {
     require("python3");
     let wheels = tempfile::tempdir().unwrap();
-    build_wheel(wheels.path());
+    local_wheel(wheels.path(), "actionloop_tinydep", "from-local-wheel");
     let source = Archive::zip()
         .file(
             "__main__.py",

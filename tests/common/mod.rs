@@ -694,6 +694,38 @@ pub fn require(program: &str) {
     );
 }
 
+/// Builds `<package>-0.1-py3-none-any.whl` in `dir` with Python's zipfile, RECORD hashes
+/// included (no setuptools, no network): one module, `package`, whose `VALUE` is `value`.
+pub fn local_wheel(dir: &Path, package: &str, value: &str) {
+    let script = r#"
+import base64, hashlib, os, sys, zipfile
+name, version, value = sys.argv[2], "0.1", sys.argv[3]
+info = "%s-%s.dist-info" % (name, version)
+files = {
+    name + "/__init__.py": ("VALUE = %r\n" % value).encode(),
+    info + "/METADATA": ("Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name.replace("_", "-"), version)).encode(),
+    info + "/WHEEL": b"Wheel-Version: 1.0\nGenerator: actionloop-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = []
+for path, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record.append("%s,sha256=%s,%d" % (path, digest, len(data)))
+record.append(info + "/RECORD,,")
+files[info + "/RECORD"] = ("\n".join(record) + "\n").encode()
+with zipfile.ZipFile(os.path.join(sys.argv[1], "%s-%s-py3-none-any.whl" % (name, version)), "w") as whl:
+    for path, data in files.items():
+        whl.writestr(path, data)
+"#;
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dir)
+        .args([package, value])
+        .status()
+        .expect("python3");
+    assert!(status.success(), "building the wheel of {package}");
+}
+
 /// Calls `f` every 20 ms until it gives a value or `within` passes.
 pub fn poll<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
