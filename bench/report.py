@@ -151,6 +151,10 @@ def num(v):
     return "%.0f" % v if abs(v) >= 100 else "%.1f" % v if abs(v) >= 10 else "%.2f" % v
 
 
+def us(v):
+    return "%.0f" % v if v >= 100 else "%.1f" % v
+
+
 def f3(v):
     return "-" if v is None or v != v else "%.3f" % v
 
@@ -239,8 +243,8 @@ def cpu_table(results, look):
                 v = look.get((CPU_KEY[size], subject))
                 sc = r.get("syscalls", {}).get(pattern, {}).get(size)
                 sv = look.get(("syscalls_60B", subject)) if size == "60 B" else None
-                t.add("%s %s %s" % (lang, pattern, size), f1(c["proxy_us"]), limit_text(CPU_KEY[size]),
-                      verdict_text(v["met"]) if v else "", f1(c["child_us"]), f1(c["floor_us"]), f1(c["hop_us"]),
+                t.add("%s %s %s" % (lang, pattern, size), us(c["proxy_us"]), limit_text(CPU_KEY[size]),
+                      verdict_text(v["met"]) if v else "", us(c["child_us"]), us(c["floor_us"]), us(c["hop_us"]),
                       f1(sc["proxy"]["per_request"]) if sc else "-",
                       limit_text("syscalls_60B") if sv else "", verdict_text(sv["met"]) if sv else "",
                       f1(sc["hop"]["per_request"]) if sc else "-")
