@@ -101,7 +101,7 @@ fn write_exec(runtime: &Language, folder: &Path, main: &str, file: Option<&str>)
 }
 
 /// Zips a folder, keeping modes and symlinks, in a stable order.
-fn zip_folder(root: &Path) -> io::Result<Vec<u8>> {
+pub(crate) fn zip_folder(root: &Path) -> io::Result<Vec<u8>> {
     let mut writer = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
     let mut pending = vec![root.to_path_buf()];
     while let Some(folder) = pending.pop() {

@@ -21,6 +21,10 @@ pub const NO_ACTION: &str = "no action defined yet";
 pub const BAD_ACK: &str = "The action did not initialize properly.";
 pub const EXITED_DURING_INIT: &str = "Command exited abruptly during initialization.";
 pub const ENV_MISMATCH: &str = "Execution environment version mismatch. See logs for details.";
+/// The Docker skeleton's texts (black-box mode).
+pub const BLACKBOX_NO_BINARY: &str = "The action failed to locate a binary. See logs for details.";
+pub const BLACKBOX_BAD_ARGUMENT: &str =
+    "The action did not receive a dictionary or array as an argument.";
 
 #[derive(Debug)]
 pub enum ProxyError {
@@ -49,6 +53,12 @@ pub enum ProxyError {
     Fixed(&'static str),
     /// `/run` before a successful `/init`.
     NoAction,
+    /// A black box's `/run` whose `value` is neither an object nor an array.
+    BadArgument,
+    /// An init on the single entrypoint of a container whose action came with the image.
+    DedicatedRuntime,
+    /// A method the single entrypoint does not take (`__OW_HTTP_METHODS`).
+    MethodNotAllowed(String),
     /// The action answered something other than an object or array.
     NotADictionary,
     /// The action's answer could not be used (too long, not serialisable, past its deadline).
@@ -65,7 +75,10 @@ impl ProxyError {
     /// The HTTP status of the answer.
     pub fn status(&self) -> u16 {
         match self {
-            ProxyError::AlreadyInitialized | ProxyError::MissingCode => 403,
+            ProxyError::AlreadyInitialized
+            | ProxyError::MissingCode
+            | ProxyError::DedicatedRuntime => 403,
+            ProxyError::MethodNotAllowed(_) => 405,
             ProxyError::BadRequest(_) | ProxyError::Package(_) | ProxyError::Exited(_) => 400,
             ProxyError::Http(e) => e.status(),
             ProxyError::TooLarge(_) => 413,
@@ -80,7 +93,7 @@ impl ProxyError {
                 _ => 500,
             },
             ProxyError::NoAction | ProxyError::Internal(_) => 500,
-            ProxyError::NotFound => 404,
+            ProxyError::NotFound | ProxyError::BadArgument => 404,
         }
     }
 
@@ -111,6 +124,13 @@ impl ProxyError {
             }
             ProxyError::Fixed(text) => (*text).into(),
             ProxyError::NoAction => NO_ACTION.into(),
+            ProxyError::BadArgument => BLACKBOX_BAD_ARGUMENT.into(),
+            ProxyError::DedicatedRuntime => {
+                "Cannot initialize a runtime with a dedicated function.".into()
+            }
+            ProxyError::MethodNotAllowed(allowed) => {
+                format!("This action takes {allowed} (__OW_HTTP_METHODS).")
+            }
             ProxyError::NotADictionary => NOT_A_DICTIONARY.into(),
             ProxyError::BadAnswer(why) => why.clone(),
             ProxyError::Exited(why) => why.clone(),
@@ -346,13 +366,15 @@ pub enum StartupError {
     Io(String, std::io::Error),
     /// `-compile` could not build the action.
     Compile(String),
+    /// The action baked into the image cannot start.
+    Baked(String),
 }
 
 impl StartupError {
     pub fn exit_code(&self) -> u8 {
         match self {
             StartupError::Flag(_) | StartupError::Setting(_) => 2,
-            StartupError::Io(..) | StartupError::Compile(_) => 1,
+            StartupError::Io(..) | StartupError::Compile(_) | StartupError::Baked(_) => 1,
         }
     }
 }
@@ -360,9 +382,10 @@ impl StartupError {
 impl fmt::Display for StartupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartupError::Flag(why) | StartupError::Setting(why) | StartupError::Compile(why) => {
-                f.write_str(why)
-            }
+            StartupError::Flag(why)
+            | StartupError::Setting(why)
+            | StartupError::Compile(why)
+            | StartupError::Baked(why) => f.write_str(why),
             StartupError::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }

@@ -9,10 +9,13 @@
 //! - [`settings`]: flags and environment, read once into one struct.
 //! - [`compile`]: `-compile`, the offline build of a ready-to-run zip.
 //! - `http`: the HTTP/1.1 server and its life (listen, stop on a signal).
-//! - `app`: what the proxy serves, by mode; the one place that routes requests.
+//! - `app`: what the proxy serves, by mode and platform; the one place that routes requests;
+//!   a baked action initialised at start.
+//! - `knative`: the single-entrypoint contract (`/`, init and activation in one body).
 //! - [`error`]: every failure, with its HTTP status and exact text; startup errors.
 //! - [`request`]: the `/init` and `/run` bodies, checked at the door.
 //! - `service`: `/init` and `/run`, and the state across them (prewarmed interpreter, action).
+//! - `blackbox`: the Docker skeleton's protocol: an executable started for every activation.
 //! - [`package`]: decoding and safely unpacking the code (source, zip, tar.gz).
 //! - `plan`: from unpacked code to what to start: executable, compiler output or launcher.
 //! - `install`: an action's declared dependencies, installed at `/init` and for `-compile`.
@@ -30,11 +33,13 @@
 mod action;
 pub mod answer;
 mod app;
+mod blackbox;
 mod child;
 pub mod compile;
 pub mod error;
 mod http;
 mod install;
+mod knative;
 pub mod language;
 mod logs;
 mod memory;

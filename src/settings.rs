@@ -150,6 +150,19 @@ pub struct Settings {
     pub tune_child_malloc: bool,
     pub limits: Limits,
     pub http: HttpTimeouts,
+    /// `OW_ACTION_MODE`: what kind of action the container holds.
+    pub mode: Mode,
+    /// `OW_BLACKBOX_EXEC` (default `/action/exec`): a black box's executable.
+    pub blackbox_exec: PathBuf,
+    /// `PROXY_ALLOW_REINIT`: a black box accepts a second `/init`.
+    pub allow_reinit: bool,
+    /// `OW_PLATFORM` (or `__OW_RUNTIME_PLATFORM`, the Node.js runtime's name): who calls.
+    pub platform: Platform,
+    /// An action that came with the image, initialised at start: `__OW_ACTION_CODE` (with
+    /// `__OW_ACTION_MAIN`, `__OW_ACTION_BINARY`, `__OW_ACTION_NAME`) or `OW_ACTION_FILE`.
+    pub baked: Option<Baked>,
+    /// `__OW_ACTION_RAW`: a web action on the single entrypoint gets its HTTP body raw.
+    pub action_raw: bool,
     /// `RUST_LOG`: the level of the proxy's own log lines when not `-debug`.
     pub log_level: Option<String>,
     /// Where `action/<n>` folders go: the working directory at start.
@@ -224,9 +237,11 @@ impl Settings {
             true => var("OW_WAIT_FOR_ACK"),
             false => None,
         };
+        // A baked action's code is no variable for the action: it may be megabytes, more
+        // than a process may be given.
         let ow_vars = env
             .iter()
-            .filter(|(k, _)| k.starts_with("__OW_"))
+            .filter(|(k, _)| k.starts_with("__OW_") && k.as_str() != "__OW_ACTION_CODE")
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         Ok(Settings {
@@ -275,6 +290,23 @@ impl Settings {
                     1,
                 )?),
             },
+            mode: match var("OW_ACTION_MODE").map(|m| m.trim().to_ascii_lowercase()) {
+                None => Mode::ActionLoop,
+                Some(m) if m == "actionloop" => Mode::ActionLoop,
+                Some(m) if m == "blackbox" => Mode::Blackbox,
+                Some(m) => {
+                    return Err(format!(
+                        "OW_ACTION_MODE must be actionloop or blackbox, not '{m}'"
+                    ));
+                }
+            },
+            blackbox_exec: var("OW_BLACKBOX_EXEC")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/action/exec")),
+            allow_reinit: vars.flag("PROXY_ALLOW_REINIT", false)?,
+            platform: platform(&vars)?,
+            baked: baked(&vars)?,
+            action_raw: vars.flag("__OW_ACTION_RAW", false)?,
             log_level: var("RUST_LOG"),
             workdir,
         })
@@ -283,6 +315,92 @@ impl Settings {
     /// The folder holding the `action/<n>` folders and the launchers.
     pub fn action_root(&self) -> PathBuf {
         self.workdir.join("action")
+    }
+}
+
+/// What kind of action the container holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A long-lived child speaking ActionLoop (the default).
+    ActionLoop,
+    /// An executable started for every activation (the Docker skeleton's protocol).
+    Blackbox,
+}
+
+/// An action that came with the image.
+#[derive(Debug, Clone)]
+pub struct Baked {
+    pub code: BakedCode,
+    pub main: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum BakedCode {
+    /// Source text.
+    Text(String),
+    /// Base64 of an archive (or of any code).
+    Base64(String),
+    /// A file or a folder in the image.
+    Path(PathBuf),
+}
+
+fn baked(vars: &Vars) -> Result<Option<Baked>, String> {
+    let code = match (vars.get("__OW_ACTION_CODE"), vars.get("OW_ACTION_FILE")) {
+        (Some(_), Some(_)) => {
+            return Err("__OW_ACTION_CODE and OW_ACTION_FILE name two actions: set one".into());
+        }
+        (Some(code), None) if vars.flag("__OW_ACTION_BINARY", false)? => BakedCode::Base64(code),
+        (Some(code), None) => BakedCode::Text(code),
+        (None, Some(path)) => BakedCode::Path(PathBuf::from(path)),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(Baked {
+        code,
+        main: vars
+            .get("__OW_ACTION_MAIN")
+            .unwrap_or_else(|| "main".into()),
+        name: vars.get("__OW_ACTION_NAME"),
+    }))
+}
+
+/// Who calls the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Platform {
+    /// OpenWhisk's invoker: `POST /init`, `POST /run`.
+    OpenWhisk,
+    /// A single entrypoint, `/`, with init and activation in its body; the methods it takes.
+    Knative { methods: Vec<String> },
+}
+
+fn platform(vars: &Vars) -> Result<Platform, String> {
+    let named = vars
+        .get("OW_PLATFORM")
+        .or_else(|| vars.get("__OW_RUNTIME_PLATFORM"));
+    match named.map(|p| p.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("openwhisk") => Ok(Platform::OpenWhisk),
+        Some("knative") => {
+            // `[GET,POST]`, `GET,POST` or one name; the Node.js runtime's default is POST.
+            let listed = vars
+                .get("__OW_HTTP_METHODS")
+                .unwrap_or_else(|| "POST".into());
+            let mut methods = Vec::new();
+            for m in listed.trim_matches(|c| c == '[' || c == ']').split(',') {
+                let m = m.trim().trim_matches('"').to_ascii_uppercase();
+                match m.as_str() {
+                    "" => {}
+                    "GET" | "POST" | "PUT" | "DELETE" | "OPTIONS" => methods.push(m),
+                    _ => return Err(format!("__OW_HTTP_METHODS names an unknown method '{m}'")),
+                }
+            }
+            if methods.is_empty() {
+                methods.push("POST".into());
+            }
+            Ok(Platform::Knative { methods })
+        }
+        Some(other) => Err(format!(
+            "OW_PLATFORM must be openwhisk or knative, not '{other}'"
+        )),
     }
 }
 

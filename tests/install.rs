@@ -8,38 +8,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
-
-/// A wheel of a one-module package `actionloop_initdep` (value `from-a-local-wheel`) in `dir`.
-fn local_wheel(dir: &Path) {
-    let script = r#"
-import base64, hashlib, os, sys, zipfile
-name, version = "actionloop_initdep", "0.1"
-info = "%s-%s.dist-info" % (name, version)
-files = {
-    name + "/__init__.py": b'VALUE = "from-a-local-wheel"\n',
-    info + "/METADATA": b"Metadata-Version: 2.1\nName: actionloop-initdep\nVersion: 0.1\n",
-    info + "/WHEEL": b"Wheel-Version: 1.0\nGenerator: actionloop-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-}
-record = []
-for path, data in files.items():
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    record.append("%s,sha256=%s,%d" % (path, digest, len(data)))
-record.append(info + "/RECORD,,")
-files[info + "/RECORD"] = ("\n".join(record) + "\n").encode()
-with zipfile.ZipFile(os.path.join(sys.argv[1], "%s-%s-py3-none-any.whl" % (name, version)), "w") as whl:
-    for path, data in files.items():
-        whl.writestr(path, data)
-"#;
-    let status = Command::new("python3")
-        .args(["-c", script])
-        .arg(dir)
-        .status()
-        .expect("python3");
-    assert!(status.success());
-}
 
 /// pip, offline: only the wheels in `wheels`.
 fn offline_pip(wheels: &Path) -> Vec<(String, String)> {
@@ -61,12 +31,14 @@ const PYTHON_MAIN: &[u8] =
 #[test]
 fn python_requirements_are_installed_from_a_local_wheel() {
     let wheels = tempfile::tempdir().unwrap();
-    local_wheel(wheels.path());
+    local_wheel(wheels.path(), "actionloop_initdep", "from-a-local-wheel");
     let p = start("python", &offline_pip(wheels.path()));
-    let archive = zip(&[
-        ("__main__.py", PYTHON_MAIN),
-        ("requirements.txt", b"actionloop-initdep==0.1\n"),
-    ]);
+    let archive = Archive::zip()
+        .files(&[
+            ("__main__.py", PYTHON_MAIN),
+            ("requirements.txt", b"actionloop-initdep==0.1\n"),
+        ])
+        .build();
     init_binary_ok(&p, &archive, "main");
     assert_eq!(run_ok(&p, json!({})), json!({"dep": "from-a-local-wheel"}));
     // pip's words went to the logs, before the first activation's sentinel.
@@ -81,10 +53,12 @@ fn python_requirements_are_installed_from_a_local_wheel() {
 fn a_failing_install_is_a_502_naming_the_installer_and_its_last_line() {
     let wheels = tempfile::tempdir().unwrap();
     let p = start("python", &offline_pip(wheels.path()));
-    let archive = zip(&[
-        ("__main__.py", PYTHON_MAIN),
-        ("requirements.txt", b"no-such-package-for-actionloop==9.9\n"),
-    ]);
+    let archive = Archive::zip()
+        .files(&[
+            ("__main__.py", PYTHON_MAIN),
+            ("requirements.txt", b"no-such-package-for-actionloop==9.9\n"),
+        ])
+        .build();
     let init = p.init_binary(&archive, "main");
     assert_eq!(init.status, 502, "{}", String::from_utf8_lossy(&init.body));
     let error = init.error();
@@ -95,51 +69,70 @@ fn a_failing_install_is_a_502_naming_the_installer_and_its_last_line() {
     );
     assert!(error.contains("no-such-package-for-actionloop"), "{error}");
     let (_, err) = p.framed_logs(1);
-    assert!(before_first_sentinel(&err).contains("No matching distribution"), "{err}");
+    assert!(
+        before_first_sentinel(&err).contains("No matching distribution"),
+        "{err}"
+    );
     // The attempt does not count, and its half-installed files are gone.
-    assert!(std::fs::read_dir(p.path().join("action")).unwrap().all(|e| {
-        let name = e.unwrap().file_name();
-        name.to_string_lossy().parse::<u32>().is_err()
-    }));
+    assert!(
+        std::fs::read_dir(p.path().join("action"))
+            .unwrap()
+            .all(|e| {
+                let name = e.unwrap().file_name();
+                name.to_string_lossy().parse::<u32>().is_err()
+            })
+    );
 }
 
 #[test]
 fn with_init_install_off_the_dependencies_are_not_installed() {
     let wheels = tempfile::tempdir().unwrap();
-    local_wheel(wheels.path());
+    local_wheel(wheels.path(), "actionloop_initdep", "from-a-local-wheel");
     let mut env = offline_pip(wheels.path());
     env.push(("OW_ENABLE_INIT_INSTALL".into(), "false".into()));
     let p = start("python", &env);
-    let archive = zip(&[
-        ("__main__.py", PYTHON_MAIN),
-        ("requirements.txt", b"actionloop-initdep==0.1\n"),
-    ]);
+    let archive = Archive::zip()
+        .files(&[
+            ("__main__.py", PYTHON_MAIN),
+            ("requirements.txt", b"actionloop-initdep==0.1\n"),
+        ])
+        .build();
     let init = p.init_binary(&archive, "main");
     assert_eq!(init.status, 502);
-    assert!(init.error().contains("No module named 'actionloop_initdep'"), "{}", init.error());
+    assert!(
+        init.error()
+            .contains("No module named 'actionloop_initdep'"),
+        "{}",
+        init.error()
+    );
 }
 
 /// A package.json whose one dependency is a tarball inside the archive, which npm installs
 /// without a registry.
 fn node_package(extra_scripts: &str) -> Vec<u8> {
-    let dep = targz(
-        &[
-            ("package/package.json", br#"{"name": "initdep", "version": "1.0.0", "main": "index.js"}"#),
-            ("package/index.js", b"module.exports = { value: 'from-a-local-tarball' };\n"),
-        ],
-        &[],
-    );
+    let dep = Archive::targz()
+        .file(
+            "package/package.json",
+            r#"{"name": "initdep", "version": "1.0.0", "main": "index.js"}"#,
+        )
+        .file(
+            "package/index.js",
+            "module.exports = { value: 'from-a-local-tarball' };\n",
+        )
+        .build();
     let manifest = format!(
         r#"{{"name": "act", "version": "1.0.0", "main": "index.js", "dependencies": {{"initdep": "file:./initdep-1.0.0.tgz"}}{extra_scripts}}}"#
     );
-    zip(&[
-        ("package.json", manifest.as_bytes()),
-        ("initdep-1.0.0.tgz", &dep),
-        (
-            "index.js",
-            b"const dep = require('initdep');\nexports.main = () => ({ dep: dep.value });\n",
-        ),
-    ])
+    Archive::zip()
+        .files(&[
+            ("package.json", manifest.as_bytes()),
+            ("initdep-1.0.0.tgz", &dep),
+            (
+                "index.js",
+                b"const dep = require('initdep');\nexports.main = () => ({ dep: dep.value });\n",
+            ),
+        ])
+        .build()
 }
 
 fn offline_npm(cache: &Path) -> Vec<(String, String)> {
@@ -155,7 +148,10 @@ fn node_dependencies_are_installed_from_a_local_tarball() {
     let cache = tempfile::tempdir().unwrap();
     let p = start("nodejs", &offline_npm(cache.path()));
     init_binary_ok(&p, &node_package(""), "main");
-    assert_eq!(run_ok(&p, json!({})), json!({"dep": "from-a-local-tarball"}));
+    assert_eq!(
+        run_ok(&p, json!({})),
+        json!({"dep": "from-a-local-tarball"})
+    );
 }
 
 #[test]
@@ -169,25 +165,48 @@ fn a_slow_install_is_stopped_at_its_limit() {
     let started = std::time::Instant::now();
     let init = p.init_binary(&slow, "main");
     assert_eq!(init.status, 502, "{}", String::from_utf8_lossy(&init.body));
-    assert!(init.error().contains("OW_INIT_INSTALL_TIMEOUT_SECONDS"), "{}", init.error());
-    assert!(started.elapsed() < std::time::Duration::from_secs(25), "it was not stopped");
+    assert!(
+        init.error().contains("OW_INIT_INSTALL_TIMEOUT_SECONDS"),
+        "{}",
+        init.error()
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "it was not stopped"
+    );
     p.framed_logs(1);
 }
 
 #[test]
 fn php_dependencies_are_installed_from_a_path_repository() {
-    let p = Proxy::start_with("php", &[("COMPOSER_HOME", "/tmp/actionloop-test-composer")], &[]);
+    let p = Proxy::start_with(
+        "php",
+        &[("COMPOSER_HOME", "/tmp/actionloop-test-composer")],
+        &[],
+    );
     let manifest = br#"{
   "repositories": [{"type": "path", "url": "lib/initdep", "options": {"symlink": false}}, {"packagist.org": false}],
   "require": {"acme/initdep": "*"}
 }"#;
-    let dep_manifest = br#"{"name": "acme/initdep", "version": "1.0.0", "autoload": {"files": ["initdep.php"]}}"#;
-    let archive = zip(&[
-        ("composer.json", manifest),
-        ("lib/initdep/composer.json", dep_manifest),
-        ("lib/initdep/initdep.php", b"<?php\nfunction initdep_value() { return 'from-a-path-repository'; }\n"),
-        ("index.php", b"<?php\nfunction main(array $a): array { return ['dep' => initdep_value()]; }\n"),
-    ]);
+    let dep_manifest =
+        br#"{"name": "acme/initdep", "version": "1.0.0", "autoload": {"files": ["initdep.php"]}}"#;
+    let archive = Archive::zip()
+        .files(&[
+            ("composer.json", manifest),
+            ("lib/initdep/composer.json", dep_manifest),
+            (
+                "lib/initdep/initdep.php",
+                b"<?php\nfunction initdep_value() { return 'from-a-path-repository'; }\n",
+            ),
+            (
+                "index.php",
+                b"<?php\nfunction main(array $a): array { return ['dep' => initdep_value()]; }\n",
+            ),
+        ])
+        .build();
     init_binary_ok(&p, &archive, "main");
-    assert_eq!(run_ok(&p, json!({})), json!({"dep": "from-a-path-repository"}));
+    assert_eq!(
+        run_ok(&p, json!({})),
+        json!({"dep": "from-a-path-repository"})
+    );
 }

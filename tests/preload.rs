@@ -11,7 +11,7 @@ use common::*;
 
 /// A proxy whose folder is prepared first (the interpreter is prewarmed as the proxy starts).
 fn proxy_in(dir: tempfile::TempDir, runtime: &str, env: &[(&str, &str)]) -> Proxy {
-    Proxy::launch_with(Options {
+    Proxy::start_as(Options {
         dir: Some(dir),
         env,
         args: &["--runtime", runtime],
@@ -28,7 +28,10 @@ fn write(path: &Path, text: &str) {
 /// the logs.
 fn noisy_python_module(dir: &Path) -> String {
     let lib = dir.join("pylib");
-    write(&lib.join("noisy_preload.py"), "print('noise from an import')\nVALUE = 42\n");
+    write(
+        &lib.join("noisy_preload.py"),
+        "print('noise from an import')\nVALUE = 42\n",
+    );
     lib.to_str().unwrap().to_string()
 }
 
@@ -47,7 +50,10 @@ fn python_modules_are_loaded_before_the_code_and_nothing_else_changes() {
     for extra in settings {
         let dir = tempfile::tempdir().unwrap();
         let pythonpath = noisy_python_module(dir.path());
-        let mut env = vec![("OW_PRELOAD", "decimal, noisy_preload"), ("PYTHONPATH", pythonpath.as_str())];
+        let mut env = vec![
+            ("OW_PRELOAD", "decimal, noisy_preload"),
+            ("PYTHONPATH", pythonpath.as_str()),
+        ];
         env.extend_from_slice(extra);
         let p = proxy_in(dir, "python", &env);
         init_ok(&p, PYTHON_ACTION, "main");
@@ -59,8 +65,15 @@ fn python_modules_are_loaded_before_the_code_and_nothing_else_changes() {
             );
         }
         let (out, err) = p.framed_logs(2);
-        assert!(!out.contains("noise") && !err.contains("noise"), "{extra:?}: {out}{err}");
-        assert_eq!(out, format!("the action speaks\n{SENTINEL}\n").repeat(2), "{extra:?}");
+        assert!(
+            !out.contains("noise") && !err.contains("noise"),
+            "{extra:?}: {out}{err}"
+        );
+        assert_eq!(
+            out,
+            format!("the action speaks\n{SENTINEL}\n").repeat(2),
+            "{extra:?}"
+        );
     }
 }
 
@@ -70,12 +83,21 @@ fn a_module_that_cannot_be_preloaded_is_logged_once_and_init_goes_on() {
     let p = proxy_in(
         dir,
         "python",
-        &[("OW_PRELOAD", "no_such_module_for_preload,decimal"), ("OW_CONCURRENCY", "2")],
+        &[
+            ("OW_PRELOAD", "no_such_module_for_preload,decimal"),
+            ("OW_CONCURRENCY", "2"),
+        ],
     );
-    init_ok(&p, "import sys\nHAS = 'decimal' in sys.modules\ndef main(a):\n    return {'decimal': HAS}\n", "main");
+    init_ok(
+        &p,
+        "import sys\nHAS = 'decimal' in sys.modules\ndef main(a):\n    return {'decimal': HAS}\n",
+        "main",
+    );
     assert_eq!(run_ok(&p, json!({})), json!({"decimal": true}));
     let (_, err) = p.framed_logs(1);
-    let said = err.matches("cannot preload no_such_module_for_preload").count();
+    let said = err
+        .matches("cannot preload no_such_module_for_preload")
+        .count();
     assert_eq!(said, 1, "logged once, whatever the pool size: {err}");
     // Outside the activation's frame: before the first sentinel there is only the preload line.
     assert!(
@@ -98,7 +120,11 @@ fn node_packages_are_in_the_require_cache_before_the_code_runs() {
         &dir.path().join("node_modules/preloaded-pkg/package.json"),
         r#"{"name": "preloaded-pkg", "version": "1.0.0", "main": "index.js"}"#,
     );
-    let p = proxy_in(dir, "nodejs", &[("OW_PRELOAD", "preloaded-pkg,missing-pkg-for-preload")]);
+    let p = proxy_in(
+        dir,
+        "nodejs",
+        &[("OW_PRELOAD", "preloaded-pkg,missing-pkg-for-preload")],
+    );
     let code = r#"const cached = Object.keys(require.cache).some((k) => k.includes('preloaded-pkg'));
 function main() {
   const pkg = require('preloaded-pkg');
@@ -113,7 +139,12 @@ function main() {
     );
     let (out, err) = p.framed_logs(1);
     assert_eq!(out, format!("the action speaks\n{SENTINEL}\n"));
-    assert_eq!(err.matches("cannot preload missing-pkg-for-preload").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("cannot preload missing-pkg-for-preload")
+            .count(),
+        1,
+        "{err}"
+    );
 }
 
 #[test]
@@ -141,5 +172,9 @@ function main(array $args): array {
     );
     let (out, err) = p.framed_logs(1);
     assert_eq!(out, format!("the action speaks\n{SENTINEL}\n"));
-    assert_eq!(err.matches("cannot preload /no/such/file.php").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("cannot preload /no/such/file.php").count(),
+        1,
+        "{err}"
+    );
 }

@@ -7,7 +7,9 @@
 //! the child is watched until it has settled: every thread of every process it started is
 //! asleep (waiting for its first request, in practice) and none has run for a few samples.
 //! A child that ends first has failed to start. One that never settles (a busy loop, a
-//! thread that keeps working) is taken as started after [`LONGEST`].
+//! thread that keeps working) is taken as started once it has had [`LONGEST_CPU`] of CPU time
+//! (on a loaded machine that may take much longer than the same wall-clock time, and a start
+//! that dies after a busy while must still be seen), or after [`LONGEST`] whatever it did.
 
 use std::time::Duration;
 
@@ -15,13 +17,16 @@ use tokio::time::Instant;
 
 /// The Go proxy's window: no child counts as started sooner.
 const SHORTEST: Duration = Duration::from_millis(5);
-/// Past this, a child that is still busy counts as started.
-const LONGEST: Duration = Duration::from_secs(1);
+/// Past this much CPU time, a child that is still busy counts as started.
+const LONGEST_CPU: Duration = Duration::from_secs(1);
+/// Past this, any child counts as started (one that waits on something other than a read).
+const LONGEST: Duration = Duration::from_secs(10);
 const SAMPLE: Duration = Duration::from_millis(2);
 /// Consecutive quiet samples that make a child settled.
 const QUIET_SAMPLES: u32 = 3;
 
-/// Waits until the process tree led by `pid` has settled, or for [`LONGEST`].
+/// Waits until the process tree led by `pid` has settled, has worked for [`LONGEST_CPU`], or
+/// for [`LONGEST`].
 pub async fn settled(pid: u32) {
     let start = Instant::now();
     let mut last: Option<Sample> = None;
@@ -29,6 +34,9 @@ pub async fn settled(pid: u32) {
     while start.elapsed() < LONGEST {
         tokio::time::sleep(SAMPLE).await;
         let now = sample(pid);
+        if now.is_some_and(|n| n.cpu_ns >= LONGEST_CPU.as_nanos() as u64) {
+            return;
+        }
         quiet = match (now, last) {
             (Some(now), Some(before)) if now.asleep && now.cpu_ns == before.cpu_ns => quiet + 1,
             _ => 0,

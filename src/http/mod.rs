@@ -44,19 +44,11 @@ impl Request {
     }
 
     /// The query string, without its `?`.
-    #[expect(
-        dead_code,
-        reason = "read by the single-entrypoint platform, which comes next"
-    )]
     pub fn query(&self) -> &str {
         self.target.split_once('?').map_or("", |(_, query)| query)
     }
 
     /// The headers, read from the head when asked for: most routes never need them.
-    #[expect(
-        dead_code,
-        reason = "read by the single-entrypoint platform, which comes next"
-    )]
     pub fn headers(&self) -> Vec<(String, String)> {
         let mut fields = [httparse::EMPTY_HEADER; 100];
         let mut parsed = httparse::Request::new(&mut fields);

@@ -105,23 +105,6 @@ impl Answer {
     }
 }
 
-/// A zip of (name, content) pairs: the old helper, kept for tests/install.rs; new tests build
-/// with [`Archive`].
-pub fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
-    Archive::zip().files(files).build()
-}
-
-/// A tar.gz of regular files and symlinks (`link -> target`): the old helper, kept for
-/// tests/install.rs; new tests build with [`Archive`].
-pub fn targz(files: &[(&str, &[u8])], symlinks: &[(&str, &str)]) -> Vec<u8> {
-    symlinks
-        .iter()
-        .fold(Archive::targz().files(files), |archive, (name, target)| {
-            archive.symlink(name, target)
-        })
-        .build()
-}
-
 /// A port nothing listens on, never handed out twice in this test process: two proxies started
 /// at the same moment by two tests cannot be given the same one.
 pub fn free_port() -> u16 {
@@ -238,11 +221,6 @@ impl Proxy {
                 Err(stderr) => panic!("the proxy did not start listening; stderr:\n{stderr}"),
             }
         }
-    }
-
-    /// The old name of [`Proxy::start_as`], kept for tests/preload.rs.
-    pub fn launch_with(options: Options) -> Proxy {
-        Proxy::start_as(options)
     }
 
     /// Waits until this proxy listens: a connection that reaches its port (not one that met
