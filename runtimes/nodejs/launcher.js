@@ -18,11 +18,13 @@ const MISSING_ENTRY = 'zipped actions must contain either package.json or index.
 // The protocol owns stdin and fd 3. When they are pipes, take private descriptors on them (they
 // are close-on-exec) and put /dev/null in their place, so that neither the action nor a child
 // process it spawns with inherited stdio can swallow a request or write a fake answer.
-// O_NONBLOCK keeps open() from waiting for the other end of a pipe; net.Socket copes with it.
+// The request end is non-blocking (net.Socket reads it); the answer end blocks, so that a large
+// answer waits for the proxy to read it, instead of sleeping in a retry loop. Neither open()
+// waits: the other end of each pipe is the proxy's, and open.
 function takeOver(fd, flags) {
   try {
     if (!fs.fstatSync(fd).isFIFO()) return fd;
-    const copy = fs.openSync(`/proc/self/fd/${fd}`, flags | fs.constants.O_NONBLOCK);
+    const copy = fs.openSync(`/proc/self/fd/${fd}`, flags);
     fs.closeSync(fd);
     fs.openSync('/dev/null', flags); // the lowest free descriptor: `fd` again
     return copy;
@@ -30,7 +32,7 @@ function takeOver(fd, flags) {
     return fd; // no /proc: still works, only unprotected
   }
 }
-const requestsFd = takeOver(0, fs.constants.O_RDONLY);
+const requestsFd = takeOver(0, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
 const answersFd = takeOver(3, fs.constants.O_WRONLY);
 
 const pause = new Int32Array(new SharedArrayBuffer(4));

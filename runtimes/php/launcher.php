@@ -56,6 +56,9 @@ final class Launcher
             exit(1);
         }
         stream_set_blocking(self::$answers, true);
+        // A large answer in a few writes, not in PHP's default 8 KiB chunks.
+        stream_set_write_buffer(self::$answers, 0);
+        stream_set_chunk_size(self::$answers, 1 << 20);
 
         // The protocol owns stdin: read requests from a private copy and leave /dev/null as
         // fd 0 (closing STDIN frees it; open() takes the lowest free descriptor), so neither
