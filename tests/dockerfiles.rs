@@ -315,6 +315,34 @@ fn final_stage_sets_ow_runtime() {
 }
 
 #[test]
+fn final_stage_preloads_the_library_the_image_ships() {
+    for (file, library) in [
+        ("Dockerfile.python", "requests"),
+        ("Dockerfile.nodejs", "openwhisk"),
+        ("Dockerfile.php", "/opt/ow/php/preload.php"),
+    ] {
+        let dockerfile = load(file);
+        let stage = final_stage(&dockerfile);
+        let preload: Vec<String> = stage
+            .instructions
+            .iter()
+            .filter(|i| i.keyword == "ENV")
+            .flat_map(|i| env_pairs(&i.args))
+            .filter(|(key, _)| key == "OW_PRELOAD")
+            .map(|(_, value)| value)
+            .collect();
+        assert_eq!(preload.last().map(String::as_str), Some(library), "{file}");
+        let text = std::fs::read_to_string(file).unwrap();
+        let shipped = match library {
+            "requests" => text.contains("install --no-cache-dir requests"),
+            "openwhisk" => text.contains("openwhisk@"),
+            _ => text.contains("> /opt/ow/php/preload.php"),
+        };
+        assert!(shipped, "{file} preloads {library}, which it must ship");
+    }
+}
+
+#[test]
 fn final_stage_runs_as_a_user_that_is_not_root() {
     for (file, _) in IMAGES {
         let dockerfile = load(file);
