@@ -6,7 +6,7 @@ PORT ?= 8080
 .PHONY: help build release run test lint bench clean fuzz
 
 help: ## list the targets
-	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -hE '^[a-z][a-zA-Z0-9_-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 build: ## debug build
 	$(CARGO) build

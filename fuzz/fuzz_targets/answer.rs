@@ -1,11 +1,13 @@
 //! The result-line check: `check` must accept exactly the lines that are one JSON object
-//! or array (returned as they came), except the launchers' own error marker.
+//! or array (returned as they came), except the launchers' own error marker. The trusted
+//! variant, `check_from_launcher`, looks at the shape only (our launchers write valid JSON):
+//! it must never panic, and on every valid JSON line it must decide as `check` does.
 
 #![no_main]
 
 mod oracle;
 
-use actionloop::answer::check;
+use actionloop::answer::{check, check_from_launcher};
 use libfuzzer_sys::fuzz_target;
 use oracle::Json;
 
@@ -22,6 +24,19 @@ fuzz_target!(|data: &[u8]| {
     // `.into()`: the line is a byte slice's copy, whether the API takes a Vec or Bytes.
     #[allow(clippy::useless_conversion)]
     let classified = check(data.to_vec().into());
+    #[allow(clippy::useless_conversion)]
+    let trusted = check_from_launcher(data.to_vec().into());
+    if shape != Json::Not {
+        assert_eq!(
+            classified.is_ok(),
+            trusted.is_ok(),
+            "the trusted check decided otherwise on valid JSON: {:?}",
+            String::from_utf8_lossy(data)
+        );
+    }
+    if let Ok(answer) = &trusted {
+        assert!(answer[..] == data[..], "the trusted answer must pass unchanged");
+    }
     match classified {
         Ok(answer) => {
             assert!(
