@@ -212,7 +212,8 @@ impl Action {
                 Ok(child) => *slot = Some(child),
                 Err(failed) => {
                     let cause = failed.error.cause();
-                    logs::end_activation(failed.child.as_deref(), Some(&cause), deadline).await;
+                    let to = &self.recipe.spec.logs;
+                    logs::end_activation(to, failed.child.as_deref(), Some(&cause), deadline).await;
                     return Err(failed.error);
                 }
             }
@@ -240,7 +241,7 @@ impl Action {
             },
         };
         // The error body names the cause; the activation's logs stay the action's own (SPEC §4).
-        logs::end_activation(Some(child), None, deadline).await;
+        logs::end_activation(&self.recipe.spec.logs, Some(child), None, deadline).await;
         match outcome {
             Ok(answer) if self.recipe.trusted_answers => answer::check_from_launcher(answer),
             Ok(answer) => answer::check(answer),

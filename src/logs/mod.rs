@@ -3,11 +3,13 @@
 //!
 //! - [`output`]: the two streams, written without ever blocking the event loop.
 //! - [`pump`]: a child's stdout and stderr, copied as they come and framed on request.
+//! - [`capture`]: a child's output kept for its action (the forward server's actions).
 //!
 //! The proxy's own log lines (`tracing`, and a few fixed lines) are for the same streams, but
 //! must never land inside an action's logs: while an activation runs they wait, and follow its
 //! sentinel (see [`Activation`]).
 
+pub mod capture;
 pub mod output;
 pub mod pump;
 
@@ -15,7 +17,8 @@ use std::io;
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use pump::ChildLogs;
+pub use capture::Capture;
+pub use pump::{ChildLogs, Destination};
 
 use tokio::time::Instant;
 
@@ -57,19 +60,19 @@ pub async fn flush(limit: Duration) {
 }
 
 /// Ends an activation's logs: what its child wrote (when it had one), then the proxy's
-/// explanation (when there is one) on stderr, then the sentinel on each stream. This is the
-/// one place where an activation's logs are framed; see [`pump::ChildLogs::frame`] for how
-/// long it may wait for a slow log reader (`until`).
-pub async fn end_activation(child: Option<&Child>, note: Option<&str>, until: Option<Instant>) {
+/// explanation (when there is one) on stderr, then the sentinel on each stream, all where
+/// the child's output goes (`to`, for an activation without a child). This is the one place
+/// where an activation's logs are framed; see [`pump::ChildLogs::frame`] for how long it may
+/// wait for a slow log reader (`until`).
+pub async fn end_activation(
+    to: &Destination,
+    child: Option<&Child>,
+    note: Option<&str>,
+    until: Option<Instant>,
+) {
     match child {
         Some(child) => child.logs().frame(note, until).await,
-        None => {
-            if let Some(note) = note {
-                output::stderr().line(note);
-            }
-            output::stdout().line(SENTINEL);
-            output::stderr().line(SENTINEL);
-        }
+        None => to.frame_without_child(note),
     }
 }
 
