@@ -9,6 +9,7 @@
 //! [`conn`] speaks the protocol on one connection; this module accepts them, routes requests
 //! and stops.
 
+pub mod client;
 mod clock;
 mod conn;
 
@@ -161,10 +162,15 @@ impl Server {
 /// children have been killed: long enough to frame their logs and send their answers.
 const LAST_WORDS: Duration = Duration::from_secs(3);
 
+/// How long what the proxy serves may take for its own errands once the requests are done
+/// (the forward client's `/stop` to its server): a container being stopped is not waited for.
+const LAST_ERRANDS: Duration = Duration::from_secs(3);
+
 /// Serves the protocol on `listener` until `shutdown` resolves. Then it stops accepting,
 /// closes the connections that wait for a request, lets the requests being answered finish
 /// for up to the grace period, kills every child (so those still running end with an answer
-/// of their own), and returns.
+/// of their own), gives what it serves a moment for its last errands ([`App::stopping`]),
+/// and returns.
 pub async fn serve(
     listener: TcpListener,
     settings: Settings,
@@ -209,6 +215,12 @@ pub async fn serve(
         crate::logs::hurry();
         app.stop();
         let _ = tokio::time::timeout(LAST_WORDS, server.settled()).await;
+    }
+    if tokio::time::timeout(LAST_ERRANDS, app.stopping())
+        .await
+        .is_err()
+    {
+        tracing::warn!("stopping: the last errands took too long");
     }
     app.stop();
     Ok(())
