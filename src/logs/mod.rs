@@ -76,6 +76,33 @@ pub async fn end_activation(
     }
 }
 
+/// Ends a forwarded activation's logs (forward mode's client): what the server captured of
+/// it on each stream, then the sentinel. The server's own sentinel, when the captured text
+/// ends with one (the fork's server and ours both send it), is replaced by this one, so that
+/// each stream holds exactly one per activation whichever server answered. While a stream's
+/// reader is behind, this waits for room first (unless the proxy is in a hurry to stop).
+pub async fn end_forwarded(out: &str, err: &str) {
+    for (output, text) in [(output::stdout(), out), (output::stderr(), err)] {
+        if output.is_full() {
+            tokio::select! {
+                _ = output.room() => {}
+                _ = hurried() => {}
+            }
+        }
+        output.push(without_sentinel(text).as_bytes());
+        output.line(SENTINEL);
+    }
+}
+
+/// `text` without the sentinel line it ends with, if it ends with one.
+fn without_sentinel(text: &str) -> &str {
+    let line = text.strip_suffix('\n').unwrap_or(text);
+    match line.strip_suffix(SENTINEL) {
+        Some(before) if before.is_empty() || before.ends_with('\n') => before,
+        _ => text,
+    }
+}
+
 /// Marks an activation (a `/run`, or an `/init` attempt) as running, from its start until its
 /// frame is written. While any runs, the proxy's own log lines wait and follow the sentinel,
 /// so that even with `-debug` none lands inside an action's logs (SPEC section 4). Held lines
@@ -152,5 +179,21 @@ impl io::Write for ProxyLog {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_activation_loses_only_its_own_last_sentinel() {
+        let framed = format!("one\ntwo\n{SENTINEL}\n");
+        assert_eq!(without_sentinel(&framed), "one\ntwo\n");
+        assert_eq!(without_sentinel(&format!("{SENTINEL}\n")), "");
+        assert_eq!(without_sentinel(SENTINEL), "");
+        assert_eq!(without_sentinel("plain\n"), "plain\n");
+        let glued = format!("no line break{SENTINEL}\n");
+        assert_eq!(without_sentinel(&glued), glued);
     }
 }
