@@ -8,8 +8,10 @@
 //!
 //! - [`settings`]: flags and environment, read once into one struct.
 //! - [`compile`]: `-compile`, the offline build of a ready-to-run zip.
-//! - `http`: the HTTP/1.1 server and its life (listen, stop on a signal).
+//! - `http`: the HTTP/1.1 server and its life (listen, stop on a signal), and the small
+//!   client forward mode sends requests with.
 //! - `app`: what the proxy serves, by mode; the one place that routes requests.
+//! - `forward`: OpenServerless's forward mode, its client and its server.
 //! - [`error`]: every failure, with its HTTP status and exact text; startup errors.
 //! - [`request`]: the `/init` and `/run` bodies, checked at the door.
 //! - `service`: `/init` and `/run`, and the state across them (prewarmed interpreter, action).
@@ -32,6 +34,7 @@ mod app;
 mod child;
 pub mod compile;
 pub mod error;
+mod forward;
 mod http;
 pub mod language;
 mod logs;
