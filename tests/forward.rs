@@ -588,3 +588,47 @@ fn a_ca_file_that_holds_no_certificate_stops_the_client_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("OW_FORWARD_CA_FILE"), "{err}");
 }
+
+#[test]
+fn the_last_client_stopping_mid_run_stops_the_action_at_once() {
+    let s = server("python", &[]);
+    let mut c = Proxy::start_with(
+        "python",
+        &[
+            ("OW_ACTIVATE_PROXY_CLIENT", "1"),
+            ("OW_SHUTDOWN_GRACE_SECONDS", "1"),
+        ],
+        &[],
+    );
+    let code = unique(
+        "import time\ndef main(args):\n    time.sleep(60)\n    return {}\n",
+        "mid-run",
+    );
+    init_through(&c, &code, &at(&s, "main"));
+    let address = c.address();
+    let run = std::thread::spawn(move || address.connect().post("/run", br#"{"value":{}}"#));
+    let children = poll(Duration::from_secs(10), || {
+        let found = procfs::children(s.pid());
+        (!found.is_empty()).then_some(found)
+    })
+    .expect("the server's action runs");
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped = Instant::now();
+    c.signal("TERM");
+    assert!(
+        c.wait_exit(Duration::from_secs(20)).is_some(),
+        "the client did not stop"
+    );
+    let gone = poll(Duration::from_secs(10), || {
+        children
+            .iter()
+            .all(|pid| !procfs::exists(*pid))
+            .then_some(())
+    });
+    assert!(gone.is_some(), "the action went on for a client that left");
+    assert!(stopped.elapsed() < Duration::from_secs(30));
+    // The run was answered all the same, with the server's error: its action is gone.
+    let a = run.join().unwrap();
+    assert_eq!(a.status, 500, "{}", a.text());
+    assert!(a.error().contains("its last client left"), "{}", a.error());
+}

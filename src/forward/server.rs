@@ -62,7 +62,27 @@ struct Held {
     capture: Arc<Capture>,
     /// One run at a time: the capture holds one activation's logs.
     turn: tokio::sync::Mutex<()>,
+    /// Set once the action is no longer held: a run under way, or waiting for its turn, ends
+    /// at once, so that the action (on a GPU, say) does not go on for a client that left.
+    stopped: watch::Sender<bool>,
     _folder: Folder,
+}
+
+impl Held {
+    /// The action is no longer held: it ends with the last run that still refers to it,
+    /// which ends now.
+    fn stop(&self) {
+        self.stopped.send_replace(true);
+    }
+}
+
+/// Stops the actions taken out of the state, once its lock is released.
+fn stop_all(removed: impl IntoIterator<Item = Slot>) {
+    for slot in removed {
+        if let Slot::Ready { action, .. } = slot {
+            action.stop();
+        }
+    }
 }
 
 /// An action's folder, removed with the action.
@@ -171,6 +191,7 @@ impl Server {
             service,
             capture,
             turn: tokio::sync::Mutex::new(()),
+            stopped: watch::Sender::new(false),
             _folder: folder,
         }))
     }
@@ -211,10 +232,20 @@ impl Server {
                 return Err(ForwardError::NotFound.into());
             }
         };
-        let _turn = action.turn.lock().await;
-        let answer = action.service.run(line).await;
-        let (out, err) = self.debug_copy(&action.capture);
-        Ok(run_answer(&answer?, &out, &err))
+        let mut stopped = action.stopped.subscribe();
+        let run = async {
+            let _turn = action.turn.lock().await;
+            let answer = action.service.run(line).await;
+            let (out, err) = self.debug_copy(&action.capture);
+            Ok(run_answer(&answer?, &out, &err))
+        };
+        tokio::select! {
+            answer = run => answer,
+            _ = stopped.wait_for(|stopped| *stopped) => {
+                tracing::debug!("action {hash}: stopped during a run");
+                Err(ProxyError::internal("the action was stopped: its last client left"))
+            }
+        }
     }
 
     /// `/stop` from a client that went away.
@@ -263,13 +294,14 @@ impl Server {
                 if removed.is_some() {
                     tracing::debug!("action {}: stopped after its setup's wait", stop.hash);
                 }
+                stop_all(removed);
             });
             return Ok(());
         }
         let removed = state.actions.remove(&stop.hash);
         drop(state);
-        // Dropped here, or once the run under way ends: its children killed, its folder gone.
-        drop(removed);
+        // Dropped here, or as the run under way ends: its children killed, its folder gone.
+        stop_all(removed);
         tracing::debug!("action {}: stopped", stop.hash);
         Ok(())
     }
@@ -277,7 +309,7 @@ impl Server {
     /// `/reset` (`-debug` only): every action stopped, every registration forgotten.
     pub fn reset(&self) {
         let actions = std::mem::take(&mut self.state().actions);
-        drop(actions);
+        stop_all(actions.into_values());
     }
 }
 

@@ -168,9 +168,9 @@ const LAST_ERRANDS: Duration = Duration::from_secs(3);
 
 /// Serves the protocol on `listener` until `shutdown` resolves. Then it stops accepting,
 /// closes the connections that wait for a request, lets the requests being answered finish
-/// for up to the grace period, kills every child (so those still running end with an answer
-/// of their own), gives what it serves a moment for its last errands ([`App::stopping`]),
-/// and returns.
+/// for up to the grace period, gives what it serves a moment for its last errands
+/// ([`App::stopping`]), kills every child (so those still running end with an answer of
+/// their own), and returns.
 pub async fn serve(
     listener: TcpListener,
     settings: Settings,
@@ -210,17 +210,20 @@ pub async fn serve(
     drop(listener);
     tracing::info!("stopping");
     let _ = stopping.send(true);
-    if tokio::time::timeout(grace, server.settled()).await.is_err() {
-        tracing::warn!("grace period over: stopping the running activations");
-        crate::logs::hurry();
-        app.stop();
-        let _ = tokio::time::timeout(LAST_WORDS, server.settled()).await;
-    }
+    let settled = tokio::time::timeout(grace, server.settled()).await.is_ok();
+    // Before the last words: a forward client's `/stop` is what ends its running activations
+    // (their server stops the action and answers them).
     if tokio::time::timeout(LAST_ERRANDS, app.stopping())
         .await
         .is_err()
     {
         tracing::warn!("stopping: the last errands took too long");
+    }
+    if !settled {
+        tracing::warn!("grace period over: stopping the running activations");
+        crate::logs::hurry();
+        app.stop();
+        let _ = tokio::time::timeout(LAST_WORDS, server.settled()).await;
     }
     app.stop();
     Ok(())
