@@ -189,7 +189,7 @@ impl Action {
         request: &[u8],
         deadline: Option<Instant>,
     ) -> Result<Bytes, ProxyError> {
-        let _activation = logs::Activation::begin();
+        let _activation = logs::Activation::begin_for(&self.recipe.spec.logs);
         let free = self.free.acquire();
         let _permit = match deadline {
             None => free.await,

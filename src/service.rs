@@ -117,7 +117,7 @@ impl Service {
         if self.action.initialized() {
             return Err(self.refuse_second_init());
         }
-        let attempt = logs::Activation::begin();
+        let attempt = logs::Activation::begin_for(&self.logs);
         let outcome = self.attempt(body).await;
         let outcome = match outcome {
             Ok(action) => {

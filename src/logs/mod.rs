@@ -131,6 +131,13 @@ impl Activation {
         }
         Activation(())
     }
+
+    /// An activation whose logs go `to`: only one on the proxy's own streams holds the
+    /// proxy's lines back (a forward server's actions write elsewhere, and one of them runs
+    /// nearly all the time).
+    pub fn begin_for(to: &Destination) -> Option<Activation> {
+        matches!(to, Destination::Proxy).then(Activation::begin)
+    }
 }
 
 impl Drop for Activation {
