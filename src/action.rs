@@ -232,7 +232,7 @@ impl Action {
         request: &[u8],
         deadline: Option<Instant>,
     ) -> Result<Bytes, ProxyError> {
-        let _activation = logs::Activation::begin();
+        let _activation = logs::Activation::begin_for(&self.recipe.spec.logs);
         let free = self.free.acquire();
         let _permit = match deadline {
             None => free.await,
@@ -255,7 +255,8 @@ impl Action {
                 Ok(child) => *slot = Some(child),
                 Err(failed) => {
                     let cause = failed.error.cause();
-                    logs::end_activation(failed.child.as_deref(), Some(&cause), deadline).await;
+                    let to = &self.recipe.spec.logs;
+                    logs::end_activation(to, failed.child.as_deref(), Some(&cause), deadline).await;
                     return Err(failed.error);
                 }
             }
@@ -283,7 +284,7 @@ impl Action {
             },
         };
         // The error body names the cause; the activation's logs stay the action's own (SPEC §4).
-        logs::end_activation(Some(child), None, deadline).await;
+        logs::end_activation(&self.recipe.spec.logs, Some(child), None, deadline).await;
         match outcome {
             Ok(answer) if self.recipe.trusted_answers => answer::check_from_launcher(answer),
             Ok(answer) => answer::check(answer),

@@ -1,8 +1,10 @@
-//! What the proxy serves, chosen once at start from the settings: the kind of action (an
-//! ActionLoop action, [`crate::service`], or a black box, [`crate::blackbox`]) and who calls
-//! (OpenWhisk's invoker on `POST /init` and `POST /run`, or the single entrypoint of
-//! [`crate::knative`]). A baked action (`__OW_ACTION_CODE`, `OW_ACTION_FILE`) is initialised
-//! here, before the first request.
+//! What the proxy serves, chosen once at start from the settings. Either an action of its
+//! own, of one of two kinds (an ActionLoop action, [`crate::service`], or a black box,
+//! [`crate::blackbox`]) and called one of two ways (OpenWhisk's invoker on `POST /init` and
+//! `POST /run`, or the single entrypoint of [`crate::knative`]); or one end of
+//! OpenServerless's forward mode ([`crate::forward`]), with the fork's `POST /stop` (and, with
+//! `-debug`, `POST /reset`). A baked action (`__OW_ACTION_CODE`, `OW_ACTION_FILE`) is
+//! initialised here, before the first request.
 //!
 //! This is the only place that looks at a request's route.
 
@@ -12,13 +14,19 @@ use base64::Engine;
 use bytes::{Bytes, BytesMut};
 
 use crate::blackbox::Blackbox;
-use crate::error::{ProxyError, StartupError};
+use crate::error::{ForwardError, ProxyError, StartupError};
+use crate::forward::{client, server};
 use crate::http::{Answer, Request};
 use crate::service::Service;
-use crate::settings::{Baked, BakedCode, Mode, Platform, Settings};
+use crate::settings::{Baked, BakedCode, ForwardMode, Mode, Platform, Settings};
 
-pub struct App {
-    backend: Backend,
+pub enum App {
+    /// The action runs here.
+    Local(Backend),
+    /// `OW_ACTIVATE_PROXY_CLIENT`: the action runs on a forward server.
+    ForwardClient(client::Client),
+    /// `OW_ACTIVATE_PROXY_SERVER`: the actions of forward clients run here.
+    ForwardServer(server::Server),
 }
 
 /// The kind of action, whichever way it is called.
@@ -31,6 +39,11 @@ impl App {
     /// Makes what the settings ask for, ready to serve: the interpreter prewarmed, a baked
     /// action initialised (a container whose action cannot start must not look healthy).
     pub async fn new(settings: Settings) -> Result<App, StartupError> {
+        match settings.forward.mode {
+            ForwardMode::Client => return Ok(App::ForwardClient(client::Client::new(settings)?)),
+            ForwardMode::Server => return Ok(App::ForwardServer(server::Server::new(settings)?)),
+            ForwardMode::Off => {}
+        }
         let baked = settings.baked.clone();
         let backend = match settings.mode {
             Mode::ActionLoop => {
@@ -46,20 +59,36 @@ impl App {
                 StartupError::Baked(format!("the baked action cannot start: {}", e.message()))
             })?;
         }
-        Ok(App { backend })
+        Ok(App::Local(backend))
     }
 
     pub fn settings(&self) -> &Settings {
-        self.backend.settings()
+        match self {
+            App::Local(backend) => backend.settings(),
+            App::ForwardClient(client) => client.settings(),
+            App::ForwardServer(server) => server.settings(),
+        }
     }
 
     /// Routes one request.
     pub async fn handle(&self, request: Request) -> Answer {
-        match &self.settings().platform {
-            Platform::OpenWhisk => openwhisk(&self.backend, request).await,
-            Platform::Knative { methods } => {
-                crate::knative::handle(&self.backend, methods, request).await
-            }
+        match self {
+            App::Local(backend) => match &backend.settings().platform {
+                Platform::OpenWhisk => openwhisk(backend, request).await,
+                Platform::Knative { methods } => {
+                    crate::knative::handle(backend, methods, request).await
+                }
+            },
+            App::ForwardClient(client) => forward_client(client, request).await,
+            App::ForwardServer(server) => forward_server(server, request).await,
+        }
+    }
+
+    /// The last errands once the requests are done, before [`App::stop`]: a forward client
+    /// tells its server that it is gone.
+    pub async fn stopping(&self) {
+        if let App::ForwardClient(client) = self {
+            client.stopping().await;
         }
     }
 
@@ -101,6 +130,10 @@ impl Backend {
     }
 }
 
+fn ok() -> Answer {
+    Answer::ok(Bytes::from_static(b"{\"ok\":true}"))
+}
+
 /// The invoker's two routes. The query string does not matter, as in the Go proxy.
 async fn openwhisk(backend: &Backend, request: Request) -> Answer {
     match (request.method.as_str(), request.path()) {
@@ -109,13 +142,57 @@ async fn openwhisk(backend: &Backend, request: Request) -> Answer {
             ProxyError::AlreadyInitialized.into()
         }
         ("POST", "/init") => match backend.init(request.body).await {
-            Ok(()) => Answer::ok(Bytes::from_static(b"{\"ok\":true}")),
+            Ok(()) => ok(),
             Err(e) => e.into(),
         },
         ("POST", "/run") => match backend.run(request.body).await {
             Ok(answer) => Answer::ok(answer),
             Err(e) => e.into(),
         },
+        _ => not_a_server(backend.settings(), &request),
+    }
+}
+
+/// The fork's routes of a server, asked of a proxy that is none: `/stop` always, `/reset`
+/// with `-debug`, each refused in the fork's words.
+fn not_a_server(settings: &Settings, request: &Request) -> Answer {
+    match (request.method.as_str(), request.path()) {
+        ("POST", "/stop") => ProxyError::from(ForwardError::StopNotServer).into(),
+        ("POST", "/reset") if settings.debug => {
+            ProxyError::from(ForwardError::ResetNotServer).into()
+        }
+        _ => ProxyError::NotFound.into(),
+    }
+}
+
+async fn forward_client(client: &client::Client, request: Request) -> Answer {
+    let answer = match (request.method.as_str(), request.path()) {
+        ("POST", "/init") => client.init(request.body).await,
+        ("POST", "/run") => client.run(request.body).await,
+        _ => return not_a_server(client.settings(), &request),
+    };
+    answer.unwrap_or_else(Answer::from)
+}
+
+async fn forward_server(server: &server::Server, request: Request) -> Answer {
+    let log_init_error = server.settings().log_init_error;
+    match (request.method.as_str(), request.path()) {
+        ("POST", "/init") => match server.init(request.body).await {
+            Ok(()) => ok(),
+            Err(e) => e.worded_for_init(log_init_error).into(),
+        },
+        ("POST", "/run") => match server.run(request.body).await {
+            Ok(answer) => Answer::ok(answer),
+            Err(e) => e.into(),
+        },
+        ("POST", "/stop") => match server.stop(&request.body) {
+            Ok(()) => ok(),
+            Err(e) => e.into(),
+        },
+        ("POST", "/reset") if server.settings().debug => {
+            server.reset();
+            ok()
+        }
         _ => ProxyError::NotFound.into(),
     }
 }

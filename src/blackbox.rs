@@ -21,7 +21,7 @@ use tokio::sync::Mutex;
 
 use crate::child::reaper;
 use crate::error::{ALREADY_INITIALIZED, ProxyError};
-use crate::logs;
+use crate::logs::{self, Destination};
 use crate::package;
 use crate::settings::Settings;
 
@@ -79,7 +79,7 @@ impl Blackbox {
                 Ok(())
             }
             Err(cause) => {
-                logs::end_activation(None, Some(&cause), None).await;
+                logs::end_activation(&Destination::Proxy, None, Some(&cause), None).await;
                 Err(ProxyError::Fixed(crate::error::CANNOT_LOCATE))
             }
         }
@@ -134,7 +134,7 @@ impl Blackbox {
         let _one_at_a_time = self.running.lock().await;
         let _activation = logs::Activation::begin();
         let outcome = self.activate(&body).await;
-        logs::end_activation(None, None, None).await;
+        logs::end_activation(&Destination::Proxy, None, None, None).await;
         outcome
     }
 

@@ -26,6 +26,24 @@ pub const BLACKBOX_NO_BINARY: &str = "The action failed to locate a binary. See 
 pub const BLACKBOX_BAD_ARGUMENT: &str =
     "The action did not receive a dictionary or array as an argument.";
 
+/// Forward mode's texts, as the OpenServerless fork of the Go proxy words them
+/// (`openwhisk/forward_proxy.go`, `initHandler.go`, `runHandler.go`, `stopHandler.go`,
+/// `resetHandler.go` in apache/openserverless-runtimes).
+pub const SEND_INIT_FIRST: &str = "Send init first";
+pub const BAD_MAIN: &str =
+    "invalid value for --main flag. Must be in the form of <main>@<proxy> or @<proxy>";
+pub const INIT_NOT_FORWARDED: &str = "Error forwarding init request. Check logs for details.";
+pub const RUN_NOT_FORWARDED: &str = "Error forwarding run request. Check logs for details.";
+pub const MISSING_HASH: &str = "Cannot identify the action in remote runtime (missing hash).";
+pub const MISSING_ID: &str = "Missing action id from client.";
+pub const NO_HASH: &str = "Action code hash not provided from client";
+pub const REMOTE_NOT_FOUND: &str = "Action not found in remote runtime. Check logs for details.";
+pub const STOP_NOT_FOUND: &str =
+    "Action to be removed in remote runtime not found. Check logs for details.";
+pub const STOP_NOT_SERVER: &str = "Stop is only supported in server mode";
+pub const NO_SERVER_DATA: &str = "Server proxy data not initialized";
+pub const RESET_NOT_SERVER: &str = "Reset allowed only in server mode";
+
 #[derive(Debug)]
 pub enum ProxyError {
     /// A second `/init` after a successful one.
@@ -65,6 +83,8 @@ pub enum ProxyError {
     BadAnswer(String),
     /// The action process died during the activation.
     Exited(String),
+    /// Forward mode, either end.
+    Forward(ForwardError),
     /// No such route.
     NotFound,
     /// The proxy itself failed (disk full, cannot spawn).
@@ -93,6 +113,7 @@ impl ProxyError {
                 _ => 500,
             },
             ProxyError::NoAction | ProxyError::Internal(_) => 500,
+            ProxyError::Forward(e) => e.status(),
             ProxyError::NotFound | ProxyError::BadArgument => 404,
         }
     }
@@ -134,6 +155,7 @@ impl ProxyError {
             ProxyError::NotADictionary => NOT_A_DICTIONARY.into(),
             ProxyError::BadAnswer(why) => why.clone(),
             ProxyError::Exited(why) => why.clone(),
+            ProxyError::Forward(e) => e.to_string(),
             ProxyError::NotFound => "Not found: the proxy serves POST /init and POST /run.".into(),
             ProxyError::Internal(why) => format!("Internal proxy error: {why}"),
         }
@@ -350,6 +372,154 @@ impl fmt::Display for InstallError {
                  (OW_INIT_INSTALL_TIMEOUT_SECONDS): {what}",
                 limit.as_secs()
             ),
+        }
+    }
+}
+
+/// A failure of forward mode, at the client (`OW_ACTIVATE_PROXY_CLIENT`) or at the server
+/// (`OW_ACTIVATE_PROXY_SERVER`), in the fork's words where the fork has words for it.
+#[derive(Debug)]
+pub enum ForwardError {
+    /// Client: `/run` before an `/init` went through.
+    NoInit,
+    /// Client: `main` with more than one `@`.
+    BadMain,
+    /// Client: `main@` with nothing after the `@`.
+    EmptyUrl,
+    /// Client: the server's address is no `http://` or `https://` URL with a host.
+    BadUrl(String, &'static str),
+    /// Client: the `/init` body is not what the fork can read.
+    InitBody(String),
+    /// Client: the `/run` body is not a JSON object.
+    RunBody(String),
+    /// Client: the server could not be reached, or its answer read (the cause is logged).
+    InitNotForwarded,
+    RunNotForwarded,
+    /// Server: a body that is not JSON, or not of the protocol's shape.
+    Unmarshal(String),
+    /// Server: `/init` without `value.env.__OW_CODE_HASH`.
+    MissingHash,
+    /// Server: a hash that cannot name a folder.
+    BadHash,
+    /// Server: `/init` without `proxiedActionID`.
+    MissingId,
+    /// Server: `OW_FORWARD_MAX_ACTIONS` actions are held already.
+    Full(usize),
+    /// Server: a `/run` or `/stop` body that is not JSON (the fork words both alike).
+    RunDecode(String),
+    /// Server: `/run` without `actionCodeHash`.
+    NoHash,
+    /// Server: `/run` for a hash it does not hold.
+    NotFound,
+    /// Server: `/stop` for a hash or a client it does not hold.
+    StopNotFound,
+    /// Server: `/stop` before any `/init` (the fork's state is made at the first one).
+    NoServerData,
+    /// `/stop` to a proxy that is no server.
+    StopNotServer,
+    /// `/reset` (with `-debug`) to a proxy that is no server.
+    ResetNotServer,
+}
+
+impl ForwardError {
+    fn status(&self) -> u16 {
+        match self {
+            ForwardError::NoInit | ForwardError::NoServerData => 500,
+            ForwardError::BadMain
+            | ForwardError::EmptyUrl
+            | ForwardError::BadUrl(..)
+            | ForwardError::InitBody(_)
+            | ForwardError::RunBody(_)
+            | ForwardError::Unmarshal(_)
+            | ForwardError::BadHash
+            | ForwardError::RunDecode(_)
+            | ForwardError::NoHash => 400,
+            ForwardError::InitNotForwarded
+            | ForwardError::RunNotForwarded
+            | ForwardError::MissingHash
+            | ForwardError::MissingId => 502,
+            ForwardError::NotFound | ForwardError::StopNotFound => 404,
+            ForwardError::Full(_) => 503,
+            ForwardError::StopNotServer => 422,
+            ForwardError::ResetNotServer => 405,
+        }
+    }
+}
+
+impl fmt::Display for ForwardError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForwardError::NoInit => f.write_str(SEND_INIT_FIRST),
+            ForwardError::BadMain => f.write_str(BAD_MAIN),
+            ForwardError::EmptyUrl => f.write_str("empty URL"),
+            ForwardError::BadUrl(url, why) => write!(f, "invalid proxy URL '{url}': {why}"),
+            ForwardError::InitBody(e) => {
+                write!(f, "Error decoding init body while forwarding request: {e}")
+            }
+            ForwardError::RunBody(e) => {
+                write!(f, "Error decoding run body while forwarding request: {e}")
+            }
+            ForwardError::InitNotForwarded => f.write_str(INIT_NOT_FORWARDED),
+            ForwardError::RunNotForwarded => f.write_str(RUN_NOT_FORWARDED),
+            ForwardError::Unmarshal(e) => write!(f, "Error unmarshaling request: {e}"),
+            ForwardError::MissingHash => f.write_str(MISSING_HASH),
+            ForwardError::BadHash => f.write_str(
+                "Cannot identify the action in remote runtime (the hash must be 1 to 128 letters, digits, '-' or '_').",
+            ),
+            ForwardError::MissingId => f.write_str(MISSING_ID),
+            ForwardError::Full(n) => write!(
+                f,
+                "The remote runtime holds {n} actions already (OW_FORWARD_MAX_ACTIONS): stop one first."
+            ),
+            ForwardError::RunDecode(e) => write!(f, "Error decoding run body: {e}"),
+            ForwardError::NoHash => f.write_str(NO_HASH),
+            ForwardError::NotFound => f.write_str(REMOTE_NOT_FOUND),
+            ForwardError::StopNotFound => f.write_str(STOP_NOT_FOUND),
+            ForwardError::NoServerData => f.write_str(NO_SERVER_DATA),
+            ForwardError::StopNotServer => f.write_str(STOP_NOT_SERVER),
+            ForwardError::ResetNotServer => f.write_str(RESET_NOT_SERVER),
+        }
+    }
+}
+
+impl From<ForwardError> for ProxyError {
+    fn from(e: ForwardError) -> ProxyError {
+        ProxyError::Forward(e)
+    }
+}
+
+/// Why a request the proxy sent (forward mode's client) got no answer it can use. Logged,
+/// never answered: the client answers the fork's fixed texts.
+#[derive(Debug)]
+pub enum ClientError {
+    /// No connection to the server.
+    Connect(std::io::Error),
+    /// Connecting, or the whole exchange, took longer than it may.
+    Timeout(&'static str),
+    /// The TLS handshake failed, or the server's name cannot be checked.
+    Tls(String),
+    /// The connection failed while the request or the answer was on it.
+    Io(std::io::Error),
+    /// The server closed the connection before its answer was whole.
+    Closed,
+    /// The answer is not HTTP/1.1 as the client reads it.
+    Malformed(String),
+    /// The answer is larger than the client holds.
+    TooLarge(u64),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Connect(e) => write!(f, "cannot connect: {e}"),
+            ClientError::Timeout(what) => write!(f, "{what} took too long"),
+            ClientError::Tls(why) => write!(f, "TLS: {why}"),
+            ClientError::Io(e) => write!(f, "the connection failed: {e}"),
+            ClientError::Closed => {
+                f.write_str("the server closed the connection before it answered")
+            }
+            ClientError::Malformed(what) => write!(f, "the answer is not HTTP/1.1: {what}"),
+            ClientError::TooLarge(limit) => write!(f, "the answer is larger than {limit} bytes"),
         }
     }
 }

@@ -8,10 +8,12 @@
 //!
 //! - [`settings`]: flags and environment, read once into one struct.
 //! - [`compile`]: `-compile`, the offline build of a ready-to-run zip.
-//! - `http`: the HTTP/1.1 server and its life (listen, stop on a signal).
+//! - `http`: the HTTP/1.1 server and its life (listen, stop on a signal), and the small
+//!   client forward mode sends requests with.
 //! - `app`: what the proxy serves, by mode and platform; the one place that routes requests;
 //!   a baked action initialised at start.
 //! - `knative`: the single-entrypoint contract (`/`, init and activation in one body).
+//! - `forward`: OpenServerless's forward mode, its client and its server.
 //! - [`error`]: every failure, with its HTTP status and exact text; startup errors.
 //! - [`request`]: the `/init` and `/run` bodies, checked at the door.
 //! - `service`: `/init` and `/run`, and the state across them (prewarmed interpreter, action).
@@ -37,6 +39,7 @@ mod blackbox;
 mod child;
 pub mod compile;
 pub mod error;
+mod forward;
 mod http;
 mod install;
 mod knative;

@@ -254,6 +254,7 @@ pub fn recipe(
                     // `exec` scripts change to their own folder.
                     cwd: settings.workdir.clone(),
                     env: child_env,
+                    logs: Default::default(),
                 },
                 init_line: None,
                 ready: if settings.wait_for_ack.is_some() {
@@ -305,5 +306,6 @@ pub fn launcher_spec(
         args: vec![launcher.as_os_str().to_os_string()],
         cwd: cwd.to_path_buf(),
         env,
+        logs: Default::default(),
     }
 }

@@ -1,5 +1,8 @@
 //! The two operations of the protocol, `/init` and `/run`, and the state across them: the
 //! interpreter kept warm for the next `/init`, and the initialised action.
+//!
+//! The proxy serves one of these, in `action/` with its logs on the proxy's streams; a forward
+//! server holds one per action, each in a folder of its own with its logs captured.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +14,7 @@ use tokio::sync::{Mutex, OnceCell};
 use crate::action::{Action, Failed};
 use crate::child::Child;
 use crate::error::{ALREADY_INITIALIZED, ProxyError, StartupError};
-use crate::logs;
+use crate::logs::{self, Destination};
 use crate::package;
 use crate::plan::{self, Folders, Plan};
 use crate::request;
@@ -19,6 +22,10 @@ use crate::settings::Settings;
 
 pub struct Service {
     settings: Arc<Settings>,
+    /// Where the launcher and the `<n>` attempt folders go.
+    root: PathBuf,
+    /// Where the children's output goes.
+    logs: Destination,
     /// The language's launcher, written out at start.
     launcher: PathBuf,
     /// A launcher already started and waiting for code, so `/init` skips interpreter start.
@@ -30,17 +37,30 @@ pub struct Service {
 }
 
 impl Service {
-    /// Writes the launcher next to the action folders. Needs no runtime.
+    /// The proxy's service: in `action/`, its logs on the proxy's streams. Writes the launcher
+    /// next to the action folders. Needs no runtime.
     pub fn new(settings: Settings) -> Result<Service, StartupError> {
         let root = settings.action_root();
-        let launcher = settings.runtime.install_launcher(&root).map_err(|e| {
+        Service::in_root(Arc::new(settings), root.clone(), Destination::Proxy).map_err(|e| {
             StartupError::Io(
                 format!("cannot write the launcher into {}", root.display()),
                 e,
             )
-        })?;
+        })
+    }
+
+    /// A service of its own in `root` (its launcher, its `<n>` folders), its children's output
+    /// sent to `logs`: one of the actions a forward server holds.
+    pub fn in_root(
+        settings: Arc<Settings>,
+        root: PathBuf,
+        logs: Destination,
+    ) -> std::io::Result<Service> {
+        let launcher = settings.runtime.install_launcher(&root)?;
         Ok(Service {
-            settings: Arc::new(settings),
+            settings,
+            root,
+            logs,
             launcher,
             prewarmed: Mutex::new(None),
             init_lock: Mutex::new(()),
@@ -64,12 +84,13 @@ impl Service {
         if slot.as_ref().is_some_and(|c| c.exited().is_none()) {
             return;
         }
-        let spec = plan::launcher_spec(
+        let mut spec = plan::launcher_spec(
             &self.settings,
             &self.launcher,
-            &self.settings.action_root(),
+            &self.root,
             plan::child_env(&self.settings, &[]),
         );
+        spec.logs = self.logs.clone();
         match Child::spawn(&spec) {
             Ok(mut child) => {
                 child.preload_report_due = self.settings.preload.is_some();
@@ -115,7 +136,7 @@ impl Service {
         if self.action.initialized() {
             return Err(self.refuse_second_init());
         }
-        let attempt = logs::Activation::begin();
+        let attempt = logs::Activation::begin_for(&self.logs);
         let outcome = self.attempt(body).await;
         let outcome = match outcome {
             Ok(action) => {
@@ -127,7 +148,8 @@ impl Service {
             }
             Err(Failed { error, child }) => {
                 if error.is_actions_fault(self.settings.log_init_error) {
-                    logs::end_activation(child.as_deref(), Some(&error.cause()), None).await;
+                    let cause = error.cause();
+                    logs::end_activation(&self.logs, child.as_deref(), Some(&cause), None).await;
                 }
                 drop(child);
                 let this = Arc::clone(self);
@@ -185,7 +207,7 @@ impl Service {
             .await
             .map_err(ProxyError::internal)??
         };
-        let recipe = plan::recipe(
+        let mut recipe = plan::recipe(
             &self.settings,
             &self.launcher,
             &plan,
@@ -193,6 +215,7 @@ impl Service {
             &init.main,
             &init.env,
         );
+        recipe.spec.logs = self.logs.clone();
         let first = match plan {
             Plan::Launcher { .. } => self.take_prewarmed(&init.env).await,
             Plan::Executable(_) => None,
@@ -201,13 +224,13 @@ impl Service {
         Ok(Action::new(recipe, children))
     }
 
-    /// A fresh `action/<n>` folder.
+    /// A fresh `<root>/<n>` folder.
     fn new_folder(&self) -> Result<PathBuf, ProxyError> {
-        let root = self.settings.action_root();
+        let root = &self.root;
         loop {
             let n = self.next_folder.fetch_add(1, Ordering::Relaxed);
             let folder = root.join(n.to_string());
-            match std::fs::create_dir_all(&root).and_then(|_| std::fs::create_dir(&folder)) {
+            match std::fs::create_dir_all(root).and_then(|_| std::fs::create_dir(&folder)) {
                 Ok(()) => return Ok(folder),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(ProxyError::storage(&folder, e)),

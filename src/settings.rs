@@ -103,6 +103,31 @@ pub struct HttpTimeouts {
     pub idle_timeout: Duration,
 }
 
+/// Whether the proxy runs its action itself or takes part in OpenServerless's forward mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardMode {
+    /// An ActionLoop proxy that runs its action (the default).
+    Off,
+    /// `OW_ACTIVATE_PROXY_CLIENT`: `/init` and `/run` go on to the server named by `main`.
+    Client,
+    /// `OW_ACTIVATE_PROXY_SERVER`: holds the actions of many clients, one per code hash.
+    Server,
+}
+
+/// Forward mode's settings.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    pub mode: ForwardMode,
+    /// `OW_DELETE_DURATION` (a Go duration, e.g. `90s`, `1h30m`): how long the server keeps
+    /// an action whose last client left while its setup is marked in progress.
+    pub delete_after: Duration,
+    /// `OW_FORWARD_MAX_ACTIONS`: the most actions a server holds at once.
+    pub max_actions: usize,
+    /// `OW_FORWARD_CA_FILE`: PEM certificates a client trusts for `https://` besides the
+    /// built-in Mozilla roots (a cluster's own CA, say).
+    pub ca_file: Option<PathBuf>,
+}
+
 /// The proxy's whole configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -167,6 +192,7 @@ pub struct Settings {
     pub log_level: Option<String>,
     /// Where `action/<n>` folders go: the working directory at start.
     pub workdir: PathBuf,
+    pub forward: Forward,
 }
 
 impl Settings {
@@ -244,7 +270,7 @@ impl Settings {
             .filter(|(k, _)| k.starts_with("__OW_") && k.as_str() != "__OW_ACTION_CODE")
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        Ok(Settings {
+        let settings = Settings {
             port: flags.port.unwrap_or(8080),
             runtime,
             interpreter: find_program(
@@ -309,7 +335,25 @@ impl Settings {
             action_raw: vars.flag("__OW_ACTION_RAW", false)?,
             log_level: var("RUST_LOG"),
             workdir,
-        })
+            forward: forward(&vars)?,
+        };
+        // A forward end serves no action of its own: it cannot also be a black box, the
+        // single entrypoint or an image with its action baked in.
+        if settings.forward.mode != ForwardMode::Off {
+            let other = if settings.mode == Mode::Blackbox {
+                Some("OW_ACTION_MODE=blackbox")
+            } else if matches!(settings.platform, Platform::Knative { .. }) {
+                Some("OW_PLATFORM=knative")
+            } else if settings.baked.is_some() {
+                Some("a baked action (__OW_ACTION_CODE, OW_ACTION_FILE)")
+            } else {
+                None
+            };
+            if let Some(other) = other {
+                return Err(format!("forward mode cannot be combined with {other}"));
+            }
+        }
+        Ok(settings)
     }
 
     /// The folder holding the `action/<n>` folders and the launchers.
@@ -442,6 +486,80 @@ impl Vars<'_> {
     }
 }
 
+/// The forward mode's settings; both ends at once is refused, as a mistake nobody means.
+fn forward(vars: &Vars) -> Result<Forward, String> {
+    let client = vars.flag("OW_ACTIVATE_PROXY_CLIENT", false)?;
+    let server = vars.flag("OW_ACTIVATE_PROXY_SERVER", false)?;
+    let mode = match (client, server) {
+        (false, false) => ForwardMode::Off,
+        (true, false) => ForwardMode::Client,
+        (false, true) => ForwardMode::Server,
+        (true, true) => {
+            return Err(
+                "OW_ACTIVATE_PROXY_CLIENT and OW_ACTIVATE_PROXY_SERVER cannot both be on".into(),
+            );
+        }
+    };
+    let delete_after = match vars.get("OW_DELETE_DURATION") {
+        None => Duration::from_secs(10 * 60),
+        Some(text) => go_duration(text.trim()).ok_or_else(|| {
+            format!("OW_DELETE_DURATION must be a duration such as 90s or 1h30m, not '{text}'")
+        })?,
+    };
+    Ok(Forward {
+        mode,
+        delete_after,
+        max_actions: vars.number("OW_FORWARD_MAX_ACTIONS", 16, 1)? as usize,
+        ca_file: vars.get("OW_FORWARD_CA_FILE").map(PathBuf::from),
+    })
+}
+
+/// A duration as Go's `time.ParseDuration` reads it, the format the fork documents for
+/// `OW_DELETE_DURATION`: an optional sign, then numbers with an optional fraction, each with
+/// a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), or a bare `0`. A negative one is none.
+fn go_duration(text: &str) -> Option<Duration> {
+    let (negative, mut rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if rest == "0" {
+        return Some(Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(number_len);
+        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+            return None;
+        }
+        let value: f64 = number.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let seconds = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * seconds;
+        rest = tail;
+    }
+    if negative {
+        return Some(Duration::ZERO);
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
 /// `name` as the shell would find it on `path`; as it is when it names a path, or when it is
 /// not found (starting it then fails with a clear error).
 fn find_program(name: &str, path: Option<&str>) -> PathBuf {
@@ -484,6 +602,69 @@ mod tests {
             find_program("./x/tool", Some(&path)),
             PathBuf::from("./x/tool")
         );
+    }
+
+    #[test]
+    fn go_durations_read_as_the_fork_documents_them() {
+        let secs = |s: f64| Some(Duration::from_secs_f64(s));
+        assert_eq!(go_duration("10m"), secs(600.0));
+        assert_eq!(go_duration("300ms"), secs(0.3));
+        assert_eq!(go_duration("2h45m"), secs(9900.0));
+        assert_eq!(go_duration("1.5h"), secs(5400.0));
+        assert_eq!(go_duration("+1s"), secs(1.0));
+        assert_eq!(go_duration("-1.5h"), Some(Duration::ZERO));
+        assert_eq!(go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(go_duration("1µs"), Some(Duration::from_micros(1)));
+        assert_eq!(go_duration("5ns"), Some(Duration::from_nanos(5)));
+        for bad in ["", "10", "1x", "m", "1..5s", "s1", "-", "1h 2m"] {
+            assert_eq!(go_duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn forward_mode_is_one_end_or_none() {
+        let load = |env: &[(&str, &str)]| {
+            let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            Settings::from_env(Flags::default(), env, PathBuf::from("/"))
+        };
+        let s = load(&[]).unwrap();
+        assert_eq!(s.forward.mode, ForwardMode::Off);
+        assert_eq!(s.forward.delete_after, Duration::from_secs(600));
+        assert_eq!(s.forward.max_actions, 16);
+        let client = load(&[("OW_ACTIVATE_PROXY_CLIENT", "1")]).unwrap();
+        assert_eq!(client.forward.mode, ForwardMode::Client);
+        let server = load(&[
+            ("OW_ACTIVATE_PROXY_SERVER", "1"),
+            ("OW_DELETE_DURATION", "90s"),
+            ("OW_FORWARD_MAX_ACTIONS", "2"),
+        ])
+        .unwrap();
+        assert_eq!(server.forward.mode, ForwardMode::Server);
+        assert_eq!(server.forward.delete_after, Duration::from_secs(90));
+        assert_eq!(server.forward.max_actions, 2);
+        for bad in [
+            &[
+                ("OW_ACTIVATE_PROXY_CLIENT", "1"),
+                ("OW_ACTIVATE_PROXY_SERVER", "1"),
+            ][..],
+            &[("OW_DELETE_DURATION", "ten minutes")],
+            &[("OW_FORWARD_MAX_ACTIONS", "0")],
+            // A forward end holds no action of its own.
+            &[
+                ("OW_ACTIVATE_PROXY_CLIENT", "1"),
+                ("OW_ACTION_MODE", "blackbox"),
+            ],
+            &[
+                ("OW_ACTIVATE_PROXY_SERVER", "1"),
+                ("OW_PLATFORM", "knative"),
+            ],
+            &[
+                ("OW_ACTIVATE_PROXY_CLIENT", "1"),
+                ("__OW_ACTION_CODE", "def main(a): return a"),
+            ],
+        ] {
+            assert!(load(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

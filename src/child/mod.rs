@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe as tokio_pipe;
 use tokio::sync::watch;
 
-use crate::logs::ChildLogs;
+use crate::logs::{ChildLogs, Destination};
 use crate::sys;
 use pipe::Source;
 
@@ -43,6 +43,8 @@ pub struct Spec {
     pub cwd: PathBuf,
     /// Added to the proxy's own environment, which the child inherits.
     pub env: Vec<(String, String)>,
+    /// Where its stdout and stderr are copied to.
+    pub logs: Destination,
 }
 
 /// How a child ended, in words for the error body.
@@ -150,6 +152,7 @@ impl Child {
             logs: ChildLogs::start(
                 Source::new(OwnedFd::from(stdout_read))?,
                 Source::new(OwnedFd::from(stderr_read))?,
+                &spec.logs,
             ),
             preload_report_due: false,
         })
@@ -264,7 +267,7 @@ impl Child {
         }
     }
 
-    /// The child's stdout and stderr, as they are copied to the proxy's.
+    /// The child's stdout and stderr, as they are copied to where they go.
     pub fn logs(&self) -> &ChildLogs {
         &self.logs
     }

@@ -9,6 +9,7 @@
 //! [`conn`] speaks the protocol on one connection; this module accepts them, routes requests
 //! and stops.
 
+pub mod client;
 mod clock;
 mod conn;
 
@@ -153,10 +154,15 @@ impl Server {
 /// children have been killed: long enough to frame their logs and send their answers.
 const LAST_WORDS: Duration = Duration::from_secs(3);
 
+/// How long what the proxy serves may take for its own errands once the requests are done
+/// (the forward client's `/stop` to its server): a container being stopped is not waited for.
+const LAST_ERRANDS: Duration = Duration::from_secs(3);
+
 /// Serves the protocol on `listener` until `shutdown` resolves. Then it stops accepting,
 /// closes the connections that wait for a request, lets the requests being answered finish
-/// for up to the grace period, kills every child (so those still running end with an answer
-/// of their own), and returns.
+/// for up to the grace period, gives what it serves a moment for its last errands
+/// ([`App::stopping`]), kills every child (so those still running end with an answer of
+/// their own), and returns.
 pub async fn serve(
     listener: TcpListener,
     settings: Settings,
@@ -196,7 +202,16 @@ pub async fn serve(
     drop(listener);
     tracing::info!("stopping");
     let _ = stopping.send(true);
-    if tokio::time::timeout(grace, server.settled()).await.is_err() {
+    let settled = tokio::time::timeout(grace, server.settled()).await.is_ok();
+    // Before the last words: a forward client's `/stop` is what ends its running activations
+    // (their server stops the action and answers them).
+    if tokio::time::timeout(LAST_ERRANDS, app.stopping())
+        .await
+        .is_err()
+    {
+        tracing::warn!("stopping: the last errands took too long");
+    }
+    if !settled {
         tracing::warn!("grace period over: stopping the running activations");
         crate::logs::hurry();
         app.stop();

@@ -3,11 +3,13 @@
 //!
 //! - [`output`]: the two streams, written without ever blocking the event loop.
 //! - [`pump`]: a child's stdout and stderr, copied as they come and framed on request.
+//! - [`capture`]: a child's output kept for its action (the forward server's actions).
 //!
 //! The proxy's own log lines (`tracing`, and a few fixed lines) are for the same streams, but
 //! must never land inside an action's logs: while an activation runs they wait, and follow its
 //! sentinel (see [`Activation`]).
 
+pub mod capture;
 pub mod output;
 pub mod pump;
 
@@ -15,7 +17,8 @@ use std::io;
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use pump::ChildLogs;
+pub use capture::Capture;
+pub use pump::{ChildLogs, Destination};
 
 use tokio::time::Instant;
 
@@ -57,19 +60,46 @@ pub async fn flush(limit: Duration) {
 }
 
 /// Ends an activation's logs: what its child wrote (when it had one), then the proxy's
-/// explanation (when there is one) on stderr, then the sentinel on each stream. This is the
-/// one place where an activation's logs are framed; see [`pump::ChildLogs::frame`] for how
-/// long it may wait for a slow log reader (`until`).
-pub async fn end_activation(child: Option<&Child>, note: Option<&str>, until: Option<Instant>) {
+/// explanation (when there is one) on stderr, then the sentinel on each stream, all where
+/// the child's output goes (`to`, for an activation without a child). This is the one place
+/// where an activation's logs are framed; see [`pump::ChildLogs::frame`] for how long it may
+/// wait for a slow log reader (`until`).
+pub async fn end_activation(
+    to: &Destination,
+    child: Option<&Child>,
+    note: Option<&str>,
+    until: Option<Instant>,
+) {
     match child {
         Some(child) => child.logs().frame(note, until).await,
-        None => {
-            if let Some(note) = note {
-                output::stderr().line(note);
+        None => to.frame_without_child(note),
+    }
+}
+
+/// Ends a forwarded activation's logs (forward mode's client): what the server captured of
+/// it on each stream, then the sentinel. The server's own sentinel, when the captured text
+/// ends with one (the fork's server and ours both send it), is replaced by this one, so that
+/// each stream holds exactly one per activation whichever server answered. While a stream's
+/// reader is behind, this waits for room first (unless the proxy is in a hurry to stop).
+pub async fn end_forwarded(out: &str, err: &str) {
+    for (output, text) in [(output::stdout(), out), (output::stderr(), err)] {
+        if output.is_full() {
+            tokio::select! {
+                _ = output.room() => {}
+                _ = hurried() => {}
             }
-            output::stdout().line(SENTINEL);
-            output::stderr().line(SENTINEL);
         }
+        output.push(without_sentinel(text).as_bytes());
+        output.line(SENTINEL);
+    }
+}
+
+/// `text` without the sentinel line it ends with, if it ends with one.
+fn without_sentinel(text: &str) -> &str {
+    let line = text.strip_suffix('\n').unwrap_or(text);
+    match line.strip_suffix(SENTINEL) {
+        Some(before) if before.is_empty() || before.ends_with('\n') => before,
+        _ => text,
     }
 }
 
@@ -100,6 +130,13 @@ impl Activation {
             held.running += 1;
         }
         Activation(())
+    }
+
+    /// An activation whose logs go `to`: only one on the proxy's own streams holds the
+    /// proxy's lines back (a forward server's actions write elsewhere, and one of them runs
+    /// nearly all the time).
+    pub fn begin_for(to: &Destination) -> Option<Activation> {
+        matches!(to, Destination::Proxy).then(Activation::begin)
     }
 }
 
@@ -149,5 +186,21 @@ impl io::Write for ProxyLog {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_activation_loses_only_its_own_last_sentinel() {
+        let framed = format!("one\ntwo\n{SENTINEL}\n");
+        assert_eq!(without_sentinel(&framed), "one\ntwo\n");
+        assert_eq!(without_sentinel(&format!("{SENTINEL}\n")), "");
+        assert_eq!(without_sentinel(SENTINEL), "");
+        assert_eq!(without_sentinel("plain\n"), "plain\n");
+        let glued = format!("no line break{SENTINEL}\n");
+        assert_eq!(without_sentinel(&glued), glued);
     }
 }

@@ -5,6 +5,9 @@
 //! line. One task per stream copies as data arrives; framing drains what is left in the pipe
 //! and queues the sentinel after it. Both hold the same lock, so no byte is copied twice or
 //! out of order, and the proxy's [`Output`] keeps that order on the way out.
+//!
+//! The copies go to the proxy's own streams, or, for the actions a forward server holds, to a
+//! [`Capture`] of the action's (see [`Destination`]).
 
 use std::io;
 use std::sync::Arc;
@@ -13,8 +16,90 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::SENTINEL;
+use super::capture::{Buffer, Capture};
 use super::output::{self, Output};
 use crate::child::pipe::Source;
+
+/// Where a child's output goes, chosen when it is started.
+#[derive(Clone, Default)]
+pub enum Destination {
+    /// The proxy's own stdout and stderr, which the invoker reads.
+    #[default]
+    Proxy,
+    /// Buffers of the action's own, read after each activation.
+    Capture(Arc<Capture>),
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Destination::Proxy => "Proxy",
+            Destination::Capture(_) => "Capture",
+        })
+    }
+}
+
+impl Destination {
+    fn stdout(&self) -> Sink {
+        match self {
+            Destination::Proxy => Sink::Proxy(output::stdout()),
+            Destination::Capture(c) => Sink::Kept(Arc::clone(&c.stdout)),
+        }
+    }
+
+    fn stderr(&self) -> Sink {
+        match self {
+            Destination::Proxy => Sink::Proxy(output::stderr()),
+            Destination::Capture(c) => Sink::Kept(Arc::clone(&c.stderr)),
+        }
+    }
+
+    /// Ends an activation that had no child: `note` on stderr, then the sentinels.
+    pub fn frame_without_child(&self, note: Option<&str>) {
+        let (out, err) = (self.stdout(), self.stderr());
+        if let Some(note) = note {
+            err.line(note);
+        }
+        out.line(SENTINEL);
+        err.line(SENTINEL);
+    }
+}
+
+/// One stream's destination. The proxy's streams may make the copier wait for their reader;
+/// a capture never does.
+enum Sink {
+    Proxy(&'static Output),
+    Kept(Arc<Buffer>),
+}
+
+impl Sink {
+    fn push(&self, bytes: &[u8]) {
+        match self {
+            Sink::Proxy(output) => output.push(bytes),
+            Sink::Kept(buffer) => buffer.push(bytes),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match self {
+            Sink::Proxy(output) => output.line(text),
+            Sink::Kept(buffer) => buffer.line(text),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        match self {
+            Sink::Proxy(output) => output.is_full(),
+            Sink::Kept(_) => false,
+        }
+    }
+
+    async fn room(&self) {
+        if let Sink::Proxy(output) = self {
+            output.room().await;
+        }
+    }
+}
 
 /// The two pumps of one child.
 pub struct ChildLogs {
@@ -23,11 +108,11 @@ pub struct ChildLogs {
 }
 
 impl ChildLogs {
-    /// Starts copying the child's streams to the proxy's.
-    pub fn start(stdout: Source, stderr: Source) -> ChildLogs {
+    /// Starts copying the child's streams to `to`.
+    pub fn start(stdout: Source, stderr: Source, to: &Destination) -> ChildLogs {
         ChildLogs {
-            stdout: Pump::start(stdout, output::stdout()),
-            stderr: Pump::start(stderr, output::stderr()),
+            stdout: Pump::start(stdout, to.stdout()),
+            stderr: Pump::start(stderr, to.stderr()),
         }
     }
 
@@ -51,28 +136,34 @@ impl ChildLogs {
 /// One stream: a task copies data as it arrives; `frame` drains and ends the activation.
 struct Pump {
     source: Arc<Source>,
+    /// Fixed for the child's life, so it is read without the lock.
+    sink: Arc<Sink>,
     copier: Arc<Mutex<Copier>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 struct Copier {
-    output: &'static Output,
     /// The child's end may still write.
     open: bool,
     buf: Vec<u8>,
 }
 
 impl Pump {
-    fn start(source: Source, output: &'static Output) -> Pump {
+    fn start(source: Source, sink: Sink) -> Pump {
         let source = Arc::new(source);
+        let sink = Arc::new(sink);
         let copier = Arc::new(Mutex::new(Copier {
-            output,
             open: true,
             buf: vec![0u8; 64 * 1024],
         }));
-        let task = tokio::spawn(copy_as_it_comes(Arc::clone(&source), Arc::clone(&copier)));
+        let task = tokio::spawn(copy_as_it_comes(
+            Arc::clone(&source),
+            Arc::clone(&sink),
+            Arc::clone(&copier),
+        ));
         Pump {
             source,
+            sink,
             copier,
             task,
         }
@@ -81,11 +172,11 @@ impl Pump {
     /// `waiting`: whether the pipe held output when the activation ended.
     async fn frame(&self, note: Option<&str>, until: Option<Instant>, waiting: bool) {
         let mut copier = self.copier.lock().await;
-        let output = copier.output;
+        let output = &*self.sink;
         let mut dropped = 0;
         while copier.open && waiting {
             let keep = dropped == 0 && room_until(output, until).await;
-            let n = copier.read(&self.source, keep);
+            let n = copier.read(&self.source, output, keep);
             if !keep {
                 dropped += n;
             }
@@ -108,7 +199,7 @@ impl Pump {
 
 /// Waits for room in `output` until `until` (forever without one, unless the proxy is in a
 /// hurry to stop); whether there is room.
-async fn room_until(output: &Output, until: Option<Instant>) -> bool {
+async fn room_until(output: &Sink, until: Option<Instant>) -> bool {
     if output.is_full() {
         let until = async {
             match until {
@@ -129,7 +220,7 @@ impl Drop for Pump {
     fn drop(&mut self) {
         // The child is gone or going: what it left in the pipe still belongs in the logs.
         if let Ok(mut copier) = self.copier.try_lock() {
-            while copier.open && copier.read(&self.source, true) > 0 {}
+            while copier.open && copier.read(&self.source, &self.sink, true) > 0 {}
         }
         self.task.abort();
     }
@@ -138,7 +229,7 @@ impl Drop for Pump {
 impl Copier {
     /// One read of what the pipe holds now, asking the kernel, not tokio's last word; copied
     /// out when `keep`, else dropped. The bytes read; 0 when the pipe is empty or closed.
-    fn read(&mut self, source: &Source, keep: bool) -> usize {
+    fn read(&mut self, source: &Source, output: &Sink, keep: bool) -> usize {
         loop {
             match source.read_now(&mut self.buf) {
                 Ok(0) => {
@@ -147,7 +238,7 @@ impl Copier {
                 }
                 Ok(n) => {
                     if keep {
-                        self.output.push(&self.buf[..n]);
+                        output.push(&self.buf[..n]);
                     }
                     return n;
                 }
@@ -164,8 +255,8 @@ impl Copier {
 
 /// Copies one stream until the child's side closes, pausing while the proxy's own stream is
 /// full: the child then waits on its pipe, which is the backpressure a slow reader must cause.
-async fn copy_as_it_comes(source: Arc<Source>, copier: Arc<Mutex<Copier>>) {
-    let output = copier.lock().await.output;
+/// A capture is never full.
+async fn copy_as_it_comes(source: Arc<Source>, output: Arc<Sink>, copier: Arc<Mutex<Copier>>) {
     loop {
         output.room().await;
         if source.readable().await.is_err() {

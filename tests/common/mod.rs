@@ -64,6 +64,8 @@ pub struct Options<'a> {
     /// The proxy's stdout is a pipe that the test reads when it chooses ([`Proxy::take_stdout`])
     /// instead of a file: a log driver that stops reading.
     pub stdout_pipe: bool,
+    /// The port to listen on (a proxy started again where another was); default a free one.
+    pub port: Option<u16>,
 }
 
 /// What the proxy answered.
@@ -185,7 +187,7 @@ impl Proxy {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let port = free_port();
+            let port = options.port.unwrap_or_else(free_port);
             let mut words: Vec<&std::ffi::OsStr> =
                 options.wrapper.iter().map(|w| w.as_ref()).collect();
             words.push(program.as_os_str());
@@ -216,6 +218,9 @@ impl Proxy {
             match proxy.wait_listening() {
                 Ok(()) => return proxy,
                 Err(stderr) if stderr.contains("in use") && attempts < 5 => {
+                    if options.port.is_some() {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
                     dir = std::mem::replace(&mut proxy.dir, tempfile::tempdir().unwrap());
                 }
                 Err(stderr) => panic!("the proxy did not start listening; stderr:\n{stderr}"),
