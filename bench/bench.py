@@ -10,10 +10,15 @@ For python, nodejs and php (a language whose interpreter is missing is skipped),
 - the proxy's CPU time and system calls per activation, beside its child's, the floor's, the hop's;
 - /init prewarmed and sent as the port opens, against the interpreter's bare start;
 - memory: the proxy's peak at /init of a 48 MiB zip and at a 100 MiB /run, RSS idle and after
-  traffic; the binary's size; 4 connections with 1 and 4 children.
+  traffic; the binary's size; 4 connections with 1 and 4 children;
+- OW_PRELOAD with the library each runtime image ships (requests, openwhisk, Guzzle): what
+  loading it costs the bare interpreter, /init of an action importing it without and with the
+  preload, and the idle RSS of the proxy and its prewarmed child either way;
+- dependencies at /init: a zip with a requirements.txt installed by pip from a local wheel.
 
-Files: harness.py (processes, clients, timing loops, /proc, strace), measure.py (one function per
-measurement), report.py (the targets, stated once, the verdicts, tables and JSON), languages.py.
+Files: harness.py (processes, clients, timing loops, /proc, strace, packages), measure.py (one
+function per measurement), report.py (the targets, stated once, the verdicts, tables and JSON),
+languages.py.
 
 Usage: python3 bench/bench.py [--quick] [--json FILE] [--markdown FILE] [--lang python,nodejs,php]
                               [--binary PATH] [--hop PATH]
@@ -80,6 +85,49 @@ def start_loops(subject, workdir):
     return tunables
 
 
+def provide_library(subject, libdir):
+    """The language's preload library (languages.py, "preload"), made ready for the proxies in
+    `libdir` and the bare interpreter there: returns (lib, how it was provided) for
+    measure.preload, or (None, why not)."""
+    pre, interpreter = subject.spec["preload"], subject.interpreter
+    env, names = {}, pre["library"]
+    if pre["provide"] == "pip":
+        how = "importable by %s" % interpreter
+        if harness.quiet_run([interpreter] + pre["load"], cwd=libdir) is not None:
+            target = os.path.join(os.path.dirname(libdir), "pylib")
+            why = harness.pip_install_target(interpreter, pre["library"], target)
+            if why:
+                return None, "%s is not importable and pip install failed: %s" % (pre["library"], why)
+            env, how = {"PYTHONPATH": target}, "pip-installed into the bench's own PYTHONPATH"
+    elif pre["provide"] == "npm":
+        how = "npm-installed into %s, above the proxies' folders" % os.path.join(libdir, "node_modules")
+        if not os.path.isdir(os.path.join(libdir, "node_modules", pre["library"])):
+            why = harness.npm_install(libdir, pre["library"])
+            if why:
+                return None, "npm install %s failed: %s" % (pre["library"], why)
+    else:
+        if not os.path.isfile(pre["file"]):
+            return None, "%s is missing (%s)" % (pre["file"], pre["missing"])
+        names = os.path.join(libdir, "warm-%s.php" % subject.name)
+        with open(names, "w") as f:
+            f.write(pre["warm"])
+        how = "%s, through a warm-up file that requires it and loads the client class" % pre["file"]
+    full = dict(os.environ, **env)
+    why = harness.quiet_run([interpreter] + pre["load"], cwd=libdir, env=full)
+    if why:
+        return None, "%s cannot be loaded: %s" % (pre["library"], why)
+    lib = {"library": pre["library"], "names": names, "env": env, "parent": libdir, "action": pre["action"],
+           "load": pre["load"], "provided": how,
+           "version": harness.first_line([interpreter] + pre["lib_version"], cwd=libdir, env=full)}
+    return lib, how
+
+
+def failed(out, name, e):
+    """Notes what broke a part of a language's run; the rest goes on."""
+    out["error"] = (out["error"] + "; " if out.get("error") else "") + str(e)[:1000]
+    log("%s: failed: %s" % (name, str(e)[:1000]))
+
+
 def bench_language(name, args, plan, floors, workdir):
     spec = LANGS[name]
     interpreter, how = harness.resolve_interpreter(spec["interpreter"], spec["ask_path"])
@@ -131,8 +179,7 @@ def bench_language(name, args, plan, floors, workdir):
                               measure.throughput(subject, "sleep", 1, n["sleep"]),
                               measure.throughput(subject, "sleep", 4, n["sleep"])]
     except (BenchError, OSError, ValueError) as e:
-        out["error"] = str(e)[:1000]
-        log("%s: failed: %s" % (name, out["error"]))
+        failed(out, name, e)
         return out
     finally:
         for p in (subject.proxy, subject.floor, subject.launcher):
@@ -149,8 +196,28 @@ def bench_language(name, args, plan, floors, workdir):
         out["memory"]["run_body"] = measure.peak_at_run_body(subject, body, count)
         del body
     except (BenchError, OSError, ValueError) as e:
-        out["error"] = str(e)[:1000]
-        log("%s: failed: %s" % (name, out["error"]))
+        failed(out, name, e)
+    if "preload" in spec:
+        try:
+            libdir = os.path.join(workdir, "proxy")
+            os.makedirs(libdir, exist_ok=True)
+            lib, how = provide_library(subject, libdir)
+            if lib is None:
+                out["preload_skipped"] = how
+                log("%s: no preload measured: %s" % (name, how))
+            else:
+                log("%s: preloading %s (%s), %d runs each" % (name, lib["library"], how, plan["preload_runs"]))
+                out["preload"] = measure.preload(subject, lib, plan["preload_runs"])
+                out["preload"].update({k: lib[k] for k in ("library", "names", "provided", "version")})
+        except (BenchError, OSError, ValueError) as e:
+            failed(out, name, e)
+    if "install" in spec:
+        try:
+            log("%s: /init installing requirements.txt from a local wheel, %d runs each" % (
+                name, plan["install_runs"]))
+            out["install"] = measure.init_install(subject, workdir, plan["install_runs"])
+        except (BenchError, OSError, ValueError) as e:
+            failed(out, name, e)
     return out
 
 

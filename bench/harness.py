@@ -7,12 +7,15 @@ Processes:  Proxy (target/release/actionloop), Hop (examples/hop.rs, the HTTP fl
 Clients:    Client, one lean HTTP/1.1 client for the proxy and the hop alike, either on one
             kept connection or on a fresh connection per request.
 Timing:     interleave(), rounds of batches where every contender takes its turn.
-/proc:      cpu_us(), status_kib(), children(), environ().
+/proc:      cpu_us(), status_kib(), children(), tree_rss_kib(), environ().
+Packages:   pip_install_target(), npm_install(), write_wheel(): what the bench provides itself.
 strace:     Strace, attached to a running process, counting its system calls.
 """
 
+import base64
 import fcntl
 import gc
+import hashlib
 import os
 import platform
 import re
@@ -24,6 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KIB = 1024
@@ -86,6 +90,25 @@ def children(pid):
     return out
 
 
+def descendants(pid):
+    """`pid` and every process below it, parents first."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo.extend(children(p))
+    return out
+
+
+def tree_rss_kib(pid):
+    """(sum of VmRSS over `pid` and its descendants in KiB, how many processes): pages they
+    share (the interpreter's libraries) are counted once per process, as the kernel does for
+    each."""
+    rss = [status_kib(p, "VmRSS") for p in descendants(pid)]
+    rss = [r for r in rss if r is not None]
+    return sum(rss), len(rss)
+
+
 def environ(pid):
     try:
         with open("/proc/%d/environ" % pid, "rb") as f:
@@ -111,9 +134,9 @@ def tracer_pid(pid):
 # the machine and the interpreters
 
 
-def first_line(argv):
+def first_line(argv, cwd=None, env=None):
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        out = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return None
     text = (out.stdout or out.stderr).strip()
@@ -221,12 +244,14 @@ def free_port():
 class Proxy:
     """target/release/actionloop on a free loopback port, working directory a fresh temp dir.
 
-    `spawned` is the perf_counter() reading just before the spawn."""
+    `spawned` is the perf_counter() reading just before the spawn. `parent`: where that temp
+    dir is made (what sits above it, a node_modules for one, is found from its action folders)."""
 
-    def __init__(self, binary, lang, interpreter, env=None):
-        self.dir = tempfile.mkdtemp(prefix="actionloop-bench-")
+    def __init__(self, binary, lang, interpreter, env=None, parent=None):
+        self.dir = tempfile.mkdtemp(prefix="actionloop-bench-", dir=parent)
         full = dict(os.environ)
-        for k in ("OW_CONCURRENCY", "__OW_ALLOW_CONCURRENT", "RUST_LOG", "OW_PREWARM", "GLIBC_TUNABLES"):
+        for k in ("OW_CONCURRENCY", "__OW_ALLOW_CONCURRENT", "RUST_LOG", "OW_PREWARM", "GLIBC_TUNABLES",
+                  "OW_PRELOAD", "OW_ENABLE_INIT_INSTALL"):
             full.pop(k, None)
         full["OW_SHUTDOWN_GRACE_SECONDS"] = "1"
         full["OW_INTERPRETER"] = interpreter
@@ -362,6 +387,66 @@ class PipeLoop:
             self.proc.kill()
             self.proc.wait()
         os.close(self.answers)
+
+
+# ---------------------------------------------------------------------------------------------
+# packages the bench provides itself
+
+
+def _tail(out):
+    text = ((out.stdout or "") + (out.stderr or "")).strip()
+    return text.splitlines()[-1][:300] if text else "exit status %d" % out.returncode
+
+
+def quiet_run(argv, cwd=None, env=None, timeout=300):
+    """Runs `argv` to its end; None when it succeeded, else its last line."""
+    try:
+        out = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                             text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    return None if out.returncode == 0 else _tail(out)
+
+
+def pip_install_target(python, requirement, target):
+    """`python -m pip install --target target requirement`; None, or why it failed."""
+    os.makedirs(target, exist_ok=True)
+    return quiet_run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                      "--target", target, requirement])
+
+
+def npm_install(prefix, package):
+    """npm install of `package` into prefix/node_modules (no package.json, no lock file written);
+    None, or why it failed."""
+    npm = shutil.which("npm")
+    if npm is None:
+        return "npm not found on PATH"
+    os.makedirs(prefix, exist_ok=True)
+    return quiet_run([npm, "install", "--prefix", prefix, "--no-save", "--no-package-lock", "--no-audit",
+                      "--no-fund", "--loglevel=error", package], cwd=prefix)
+
+
+def write_wheel(folder, name, version, modules):
+    """A pure-Python wheel of distribution `name` in `folder`, pip-installable offline:
+    `modules` {path in the wheel: text}, plus the .dist-info METADATA, WHEEL and RECORD (with
+    each file's sha256). Returns its path."""
+    info = "%s-%s.dist-info" % (name, version)
+    files = {path: text.encode() for path, text in modules.items()}
+    files[info + "/METADATA"] = ("Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (
+        name.replace("_", "-"), version)).encode()
+    files[info + "/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: actionloop-bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    lines = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        lines.append("%s,sha256=%s,%d" % (path, digest, len(data)))
+    lines.append(info + "/RECORD,,")
+    files[info + "/RECORD"] = ("\n".join(lines) + "\n").encode()
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "%s-%s-py3-none-any.whl" % (name, version))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as whl:
+        for member, data in files.items():
+            whl.writestr(member, data)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,19 @@
 
 The floor loop is the least an interpreter can do for one activation on ActionLoop's pipes: a
 JSON line in on stdin, parse it, serialise its "value", a line out on fd 3.
+
+"preload": the library the runtime image ships and names in OW_PRELOAD, how the bench provides
+it ("provide": importable already or pip-installed into a private PYTHONPATH; npm-installed into
+the node_modules above the proxies' folders; a system file), the bare interpreter loading it, its
+version, and the action loading it at module level, which answers whether the library was there
+before its code ran. "install": the action of the /init-install measurement (a requirements.txt
+naming a package of a wheel the bench builds).
 """
+
+# Guzzle as Debian's php-guzzlehttp-guzzle lays it out (include_path /usr/share/php), and the
+# classes Dockerfile.php's preload file loads through the autoloader.
+GUZZLE_AUTOLOAD = "/usr/share/php/GuzzleHttp/autoload.php"
+GUZZLE_TOUCH = "class_exists('GuzzleHttp\\Client'); class_exists('GuzzleHttp\\Psr7\\Request');"
 
 LANGS = {
     "python": {
@@ -18,6 +30,29 @@ LANGS = {
         "hello": 'def main(args):\n    return {"greeting": "hello " + args.get("name", "world")}\n',
         "sleep": "import time\n\ndef main(args):\n    time.sleep(0.01)\n    return args\n",
         "count": 'def main(args):\n    return {"n": len(args.get("lines", []))}\n',
+        "preload": {
+            "library": "requests",
+            "provide": "pip",
+            "load": ["-c", "import requests"],
+            "lib_version": ["-c", "import requests; print(requests.__version__)"],
+            "action": (
+                "import sys\n"
+                "PRELOADED = 'requests' in sys.modules\n"
+                "import requests\n\n"
+                "def main(args):\n"
+                "    return {'greeting': 'hello ' + args.get('name', 'world'), 'preloaded': PRELOADED}\n"
+            ),
+        },
+        "install": {
+            "package": "actionloop_benchdep",
+            "value": "from a local wheel",
+            "requirements": "actionloop-benchdep==0.1\n",
+            "action": (
+                "import actionloop_benchdep\n\n"
+                "def main(args):\n"
+                "    return {'dep': actionloop_benchdep.VALUE}\n"
+            ),
+        },
         "floor_file": "floor.py",
         "floor": (
             "import json, os, sys\n"
@@ -47,6 +82,18 @@ LANGS = {
             "}\nmodule.exports.main = main;\n"
         ),
         "count": "function main(args) { return { n: (args.lines || []).length }; }\nmodule.exports.main = main;\n",
+        "preload": {
+            "library": "openwhisk",
+            "provide": "npm",
+            "load": ["-e", "require('openwhisk')"],
+            "lib_version": ["-p", "require('openwhisk/package.json').version"],
+            "action": (
+                "const preloaded = Object.keys(require.cache).some((k) => k.includes('/node_modules/openwhisk/'));\n"
+                "const openwhisk = require('openwhisk');\n"
+                "function main(args) { return { greeting: 'hello ' + (args.name || 'world'), preloaded }; }\n"
+                "module.exports.main = main;\n"
+            ),
+        },
         "floor_file": "floor.js",
         "floor": (
             "const fs = require('fs');\n"
@@ -82,6 +129,28 @@ LANGS = {
         ),
         "sleep": "<?php\nfunction main(array $args): array { usleep(10000); return $args; }\n",
         "count": "<?php\nfunction main(array $args): array { return ['n' => count($args['lines'] ?? [])]; }\n",
+        "preload": {
+            "library": "guzzlehttp/guzzle",
+            "provide": "file",
+            "file": GUZZLE_AUTOLOAD,
+            "missing": "apt-get install -y php-guzzlehttp-guzzle",
+            # OW_PRELOAD names this warm-up file, which the bench writes: the autoloader, and
+            # the client classes loaded through it
+            "warm": "<?php\nrequire_once '%s';\n%s\n" % (GUZZLE_AUTOLOAD, GUZZLE_TOUCH),
+            "load": ["-r", "require_once '%s'; %s" % (GUZZLE_AUTOLOAD, GUZZLE_TOUCH)],
+            "lib_version": ["-r", "require_once '%s'; echo GuzzleHttp\\ClientInterface::MAJOR_VERSION, '.x';"
+                            % GUZZLE_AUTOLOAD],
+            "action": (
+                "<?php\n"
+                "$preloaded = class_exists('GuzzleHttp\\Client', false);\n"
+                "require_once '%s';\n"
+                "%s\n"
+                "function main(array $args): array {\n"
+                "    global $preloaded;\n"
+                "    return ['greeting' => 'hello ' . ($args['name'] ?? 'world'), 'preloaded' => $preloaded];\n"
+                "}\n" % (GUZZLE_AUTOLOAD, GUZZLE_TOUCH)
+            ),
+        },
         "floor_file": "floor.php",
         "floor": (
             "<?php\n"

@@ -15,7 +15,7 @@ import zipfile
 
 from harness import (
     KIB, MIB, ROOT, BenchError, Client, Contender, PipeLoop, Proxy, Strace, cpu_ns_precise, cpu_us, interleave,
-    repeat, status_kib, summary, threads_at_once,
+    median, repeat, status_kib, summary, threads_at_once, tree_rss_kib, write_wheel,
 )
 
 SIZES = [("60 B", 60), ("100 KiB", 100 * KIB), ("1 MiB", MIB)]
@@ -35,6 +35,8 @@ PLANS = {
         "strace_requests": {"60 B": 2000, "1 MiB": 100},
         "init_runs": 9,
         "throughput_requests": {"echo": 1000, "sleep": 50},
+        "preload_runs": 7,
+        "install_runs": 5,
     },
     "quick": {
         "rounds": 7,
@@ -44,6 +46,8 @@ PLANS = {
         "strace_requests": {"60 B": 500, "1 MiB": 30},
         "init_runs": 3,
         "throughput_requests": {"echo": 150, "sleep": 10},
+        "preload_runs": 3,
+        "install_runs": 2,
     },
 }
 CPU_SIZES = ["60 B", "1 MiB"]
@@ -219,12 +223,21 @@ def syscalls_per_activation(subject, pattern, size_name, requests):
 # /init
 
 
-def bare_start(subject):
-    """The interpreter starting and ending with nothing to do (python3 -c pass, ...), in ms."""
+def spawn_ms(argv, cwd=None, env=None):
+    """`argv` run to its end, which must be a success: spawn -> exit, in ms."""
     t0 = time.perf_counter()
-    subprocess.run([subject.interpreter] + subject.spec["bare"], stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return (time.perf_counter() - t0) * 1e3
+    done = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    took = (time.perf_counter() - t0) * 1e3
+    if done.returncode != 0:
+        raise BenchError("%s failed (%d): %s" % (" ".join(argv)[:200], done.returncode,
+                                                 done.stderr.decode(errors="replace").strip()[-300:]))
+    return took
+
+
+def bare_start(subject, cwd=None, env=None):
+    """The interpreter starting and ending with nothing to do (python3 -c pass, ...), in ms."""
+    return spawn_ms([subject.interpreter] + subject.spec["bare"], cwd, env)
 
 
 def launcher_start(subject):
@@ -312,21 +325,163 @@ def init_latency(subject, runs):
 
 
 # ---------------------------------------------------------------------------------------------
+# preloading the image's library, dependencies at /init
+
+UP_BEFORE_INIT = 1.5  # s a proxy is up before these /init: its prewarmed child's preload is done
+
+
+def _up_for(proxy, seconds):
+    proxy.wait_port().close()
+    time.sleep(max(0.0, proxy.spawned + seconds - time.perf_counter()))
+
+
+def preload_init_once(subject, lib, preloaded):
+    """A fresh proxy in lib["parent"] with lib["env"], and OW_PRELOAD=lib["names"] when
+    `preloaded`, up UP_BEFORE_INIT s: the idle RSS of it and its prewarmed child summed, then
+    /init of the action loading the library at module level (sent -> answered, a fresh
+    connection). The action says whether the library was loaded before its code ran: it must
+    be exactly when it was preloaded. Returns (ms, RSS KiB, processes)."""
+    env = dict(lib["env"], OW_PRELOAD=lib["names"]) if preloaded else lib["env"]
+    proxy = Proxy(subject.binary, subject.name, subject.interpreter, env, parent=lib["parent"])
+    try:
+        _up_for(proxy, UP_BEFORE_INIT)
+        rss, procs = tree_rss_kib(proxy.pid)
+        client = Client(proxy.port, keep=True)
+        body = init_body(lib["action"])
+        t0 = time.perf_counter()
+        status, answer = client.post("/init", body)
+        took = (time.perf_counter() - t0) * 1e3
+        if status != 200:
+            raise BenchError("/init of the %s action answered %d: %r; %s" % (
+                lib["library"], status, bytes(answer[:300]), proxy.stderr()))
+        status, answer = client.post("/run", b'{"value":{"name":"bench"}}')
+        got = json.loads(bytes(answer)) if status == 200 else None
+        client.close()
+        if got != {"greeting": "hello bench", "preloaded": preloaded}:
+            raise BenchError("the %s action %s OW_PRELOAD answered %d: %r; %s" % (
+                lib["library"], "with" if preloaded else "without", status, bytes(answer[:300]), proxy.stderr()))
+        return took, rss, procs
+    finally:
+        proxy.close()
+
+
+def preload(subject, lib, runs):
+    """The bare interpreter's start against it loading the library (python3 -c 'import
+    requests', ...; spawn -> exit), and /init of the action loading it, prewarmed, without and
+    with OW_PRELOAD naming it; `runs` of each, interleaved (the order turns each run), a fresh
+    proxy each. Also each proxy's idle RSS with its prewarmed child, before its /init."""
+    kinds = ["bare", "load", "without", "with"]
+    got = {k: [] for k in kinds}
+    rss = {"without": [], "with": []}
+    procs = set()
+    env = dict(os.environ, **lib["env"])
+    load = [subject.interpreter] + lib["load"]
+    for r in range(runs):
+        for kind in kinds[r % 4:] + kinds[:r % 4]:
+            if kind == "bare":
+                got[kind].append(bare_start(subject, lib["parent"], env))
+            elif kind == "load":
+                got[kind].append(spawn_ms(load, lib["parent"], env))
+            else:
+                took, kib, n = preload_init_once(subject, lib, kind == "with")
+                got[kind].append(took)
+                rss[kind].append(kib)
+                procs.add(n)
+    out = {k: summary(v) for k, v in got.items()}
+    out["load_cost_ms"] = median(got["load"]) - median(got["bare"])
+    out["saved_ms"] = median(got["without"]) - median(got["with"])
+    out["rss_kib"] = {k: summary(v) for k, v in rss.items()}
+    out["rss_cost_kib"] = median(rss["with"]) - median(rss["without"])
+    out["processes"] = sorted(procs)
+    out["samples_ms"] = got
+    out["up_before_init_s"] = UP_BEFORE_INIT
+    return out
+
+
+def install_init_once(subject, body, env, parent, want):
+    """A fresh proxy with `env` (pip's offline settings), up UP_BEFORE_INIT s, /init of the zip
+    `body` whose requirements.txt it installs (sent -> answered, in ms); the action must then
+    answer `want`, the installed package's value."""
+    proxy = Proxy(subject.binary, subject.name, subject.interpreter, env, parent=parent)
+    try:
+        _up_for(proxy, UP_BEFORE_INIT)
+        client = Client(proxy.port, keep=True)
+        t0 = time.perf_counter()
+        status, answer = client.post("/init", body)
+        took = (time.perf_counter() - t0) * 1e3
+        if status != 200:
+            raise BenchError("/init with requirements.txt answered %d: %r; %s" % (
+                status, bytes(answer[:300]), proxy.stderr()))
+        status, answer = client.post("/run", b'{"value":{}}')
+        got = json.loads(bytes(answer)) if status == 200 else None
+        client.close()
+        if got != want:
+            raise BenchError("the action with an installed dependency answered %d: %r; %s" % (
+                status, bytes(answer[:300]), proxy.stderr()))
+        return took
+    finally:
+        proxy.close()
+
+
+def init_install(subject, work, runs):
+    """/init of a zip (the action, a one-line requirements.txt, no virtualenv/) whose package
+    pip installs from a wheel the bench builds in work/wheels (PIP_NO_INDEX, PIP_FIND_LINKS),
+    against pip alone doing the same install by hand (the proxy's arguments, into a fresh
+    folder, spawn -> exit); `runs` of each, interleaved, a fresh proxy each."""
+    spec = subject.spec["install"]
+    wheels = os.path.join(work, "wheels")
+    wheel = write_wheel(wheels, spec["package"], "0.1",
+                        {spec["package"] + "/__init__.py": "VALUE = %r\n" % spec["value"]})
+    env = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": wheels, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    body, zip_bytes = archive_init_body({subject.spec["zip_entry"]: spec["action"],
+                                         "requirements.txt": spec["requirements"]})
+    alone = os.path.join(work, "pip-alone")
+    os.makedirs(alone, exist_ok=True)
+    with open(os.path.join(alone, "requirements.txt"), "w") as f:
+        f.write(spec["requirements"])
+    got = {"pip": [], "init": []}
+    for r in range(runs):
+        for kind in (["pip", "init"] if r % 2 == 0 else ["init", "pip"]):
+            if kind == "init":
+                got[kind].append(install_init_once(subject, body, env, work, {"dep": spec["value"]}))
+                continue
+            target = os.path.join(alone, "site-packages-%d" % r)
+            got[kind].append(spawn_ms([subject.interpreter, "-m", "pip", "install", "--disable-pip-version-check",
+                                       "--no-input", "--target", target, "-r", "requirements.txt"],
+                                      alone, dict(os.environ, **env)))
+            if not os.path.isfile(os.path.join(target, spec["package"], "__init__.py")):
+                raise BenchError("pip alone did not install %s into %s" % (spec["package"], target))
+    out = {k: summary(v) for k, v in got.items()}
+    out["above_pip_ms"] = median(got["init"]) - median(got["pip"])
+    out["requirement"] = spec["requirements"].strip()
+    out["wheel"] = os.path.basename(wheel)
+    out["zip_bytes"] = zip_bytes
+    out["imported"] = True  # every /init's action answered the installed package's value
+    out["up_before_init_s"] = UP_BEFORE_INIT
+    out["samples_ms"] = got
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # memory
 
 
-def zip_init_body(entry, code, zip_bytes):
+def archive_init_body(files):
     """{"value":{"code":<base64 zip>,"binary":true,...}}: a stored (uncompressed) zip of
-    `zip_bytes` holding the action and random data."""
-    rnd = random.Random(13)
-    blob = rnd.randbytes(zip_bytes - 1024)
+    `files` {name: text or bytes}. Returns (body, the zip's size)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        z.writestr(entry, code)
-        z.writestr("data.bin", blob)
+        for name, data in files.items():
+            z.writestr(name, data)
     packed = buf.getvalue()
     body = json.dumps({"value": {"code": base64.b64encode(packed).decode(), "binary": True, "main": "main"}})
     return body.encode(), len(packed)
+
+
+def zip_init_body(entry, code, zip_bytes):
+    """The same for a zip of `zip_bytes` holding the action and random data."""
+    rnd = random.Random(13)
+    return archive_init_body({entry: code, "data.bin": rnd.randbytes(zip_bytes - 1024)})
 
 
 def newline_run_body(total):

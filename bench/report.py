@@ -17,6 +17,7 @@ TARGETS = {
     "syscalls_60B": ("proxy system calls per 60 B activation, kept connection", 8.0, "", "<="),
     "init_at_open": ("/init sent as the port opens, above the bare start", 10.0, "ms", "<="),
     "init_prewarmed_python": ("python /init, proxy up 1 s", 10.0, "ms", "<="),
+    "preload_init": ("/init of an action importing the image's library, OW_PRELOAD naming it", 5.0, "ms", "<="),
     "peak_init_zip": ("proxy peak (VmHWM) at /init of a 48 MiB zip, per body byte", 1.5, "x", "<="),
     "peak_run_body": ("proxy peak (VmHWM) at a 100 MiB /run, above the body", 16.0, "MiB", "<="),
     "rss_idle": ("proxy RSS idle, after /init", 4.0, "MiB", "<="),
@@ -83,6 +84,9 @@ def judge(results):
             add("init_at_open", lang, init["at_open"]["median"] - init["bare"]["median"])
             if lang == "python":
                 add("init_prewarmed_python", lang, init["prewarmed"]["median"])
+        pre = r.get("preload")
+        if pre:
+            add("preload_init", "%s %s" % (lang, pre["library"]), pre["with"]["median"])
         mem = r.get("memory", {})
         if "init_zip" in mem:
             m = mem["init_zip"]
@@ -299,6 +303,89 @@ def _init_runs(results):
     return "?"
 
 
+def preload_table(results, look):
+    t = Table("Preloading the image's library (ms: median of %s runs each, interleaved, and their p25-p75; "
+              "a fresh proxy each)" % _runs(results, "preload"),
+              ["", "library", "bare start", "bare + load", "load", "/init without", "/init with OW_PRELOAD",
+               "saved", "target", "verdict", "hello /init"], left=2)
+    for lang, r in results["languages"].items():
+        p = r.get("preload")
+        if p:
+            v = look.get(("preload_init", "%s %s" % (lang, p["library"])))
+            t.add(lang, "%s %s" % (p["library"], p.get("version") or "?"), with_spread(p["bare"], f1),
+                  with_spread(p["load"], f1), f1(p["load_cost_ms"]), with_spread(p["without"], f1),
+                  with_spread(p["with"], f1), f1(p["saved_ms"]), limit_text("preload_init"),
+                  verdict_text(v["met"]) if v else "", f1(r["init"]["prewarmed"]["median"]) if r.get("init") else "-")
+    up = next((p["up_before_init_s"] for p in _each(results, "preload")), "?")
+    t.notes = [
+        "bare start = the interpreter with nothing to do; bare + load = it loading the library and ending",
+        "(python3 -c 'import requests', node -e \"require('openwhisk')\", php -r requiring Guzzle's autoload",
+        "and loading GuzzleHttp\\Client and Psr7\\Request); load = their difference. /init = an action whose",
+        "module level loads the library, sent once the proxy has been up %s s (its prewarmed interpreter" % up,
+        "has loaded what OW_PRELOAD names), sent -> answered; saved = without - with. The action reports",
+        "whether the library was loaded before its code: true with OW_PRELOAD, false without, in every run.",
+        "hello /init = the prewarmed /init of the hello action, which loads nothing (the /init table).",
+    ]
+    for lang, r in results["languages"].items():
+        p = r.get("preload")
+        if p:
+            t.notes.append("%s: %s; OW_PRELOAD=%s" % (lang, p["provided"], p["names"]))
+        elif r.get("preload_skipped"):
+            t.notes.append("%s: not measured: %s" % (lang, r["preload_skipped"]))
+    return t
+
+
+def preload_memory_table(results):
+    t = Table("Idle memory of a prewarmed container, the cost of preloading (MiB: VmRSS of the proxy and "
+              "its prewarmed child, summed, before /init; median of the same %s proxies each)"
+              % _runs(results, "preload"),
+              ["", "library", "without OW_PRELOAD", "with", "cost"], left=2,
+              notes=["pages the processes share (the interpreter's own libraries) count in each one's VmRSS."])
+    for lang, r in results["languages"].items():
+        p = r.get("preload")
+        if p:
+            m = p["rss_kib"]
+            t.add(lang, p["library"], with_spread(m["without"], f_mib), with_spread(m["with"], f_mib),
+                  "%+.2f" % (p["rss_cost_kib"] / 1024.0))
+            if p.get("processes") != [2]:
+                t.notes.append("%s: %s processes in the tree (the proxy and one child expected)" % (
+                    lang, "/".join(str(n) for n in p.get("processes", []))))
+    return t
+
+
+def install_table(results):
+    t = Table("Dependencies at /init (ms: median of %s runs each, interleaved, and their p25-p75; "
+              "a fresh proxy each)" % _runs(results, "install"),
+              ["", "requirements.txt", "pip alone", "/init installing", "above pip", "action imports it"], left=2)
+    for lang, r in results["languages"].items():
+        i = r.get("install")
+        if i:
+            t.add(lang, i["requirement"], with_spread(i["pip"], f1), with_spread(i["init"], f1),
+                  f1(i["above_pip_ms"]), "yes" if i.get("imported") else "no")
+    if not t.rows:
+        return None
+    t.notes = [
+        "/init = a zip of the action and a one-line requirements.txt (no virtualenv/), the package in a",
+        "wheel the bench builds, pip offline (PIP_NO_INDEX=1, PIP_FIND_LINKS=its folder); the proxy up",
+        "%s s, sent -> answered, then the action must answer the package's value. pip alone = the same" % (
+            _each(results, "install")[0]["up_before_init_s"]),
+        "interpreter's pip install --target with the proxy's arguments, by hand into a fresh folder (spawn -> exit).",
+    ]
+    return t
+
+
+def _each(results, part):
+    return [r[part] for r in results["languages"].values() if r.get(part)]
+
+
+def _runs(results, part):
+    for x in _each(results, part):
+        for v in x.values():
+            if isinstance(v, dict) and "n" in v:
+                return v["n"]
+    return "?"
+
+
 def memory_table(results, look):
     t = Table("Proxy memory (MiB; peaks are VmHWM of a fresh proxy per measurement)",
               ["", "zip /init body", "peak", "per body byte", "target", "verdict", "/run body", "peak",
@@ -389,8 +476,9 @@ def tables(results):
     look = _lookup(results["verdicts"])
     out = latency_tables(results, look)
     out += [split_table(results), cpu_table(results, look), init_table(results, look),
-            memory_table(results, look), throughput_table(results), targets_table(results["verdicts"])]
-    return out
+            preload_table(results, look), install_table(results), memory_table(results, look),
+            preload_memory_table(results), throughput_table(results), targets_table(results["verdicts"])]
+    return [t for t in out if t is not None]
 
 
 def text(results):
