@@ -225,6 +225,47 @@ fn every_stop_signal_stops_the_proxy_and_whatever_its_actions_started() {
     }
 }
 
+/// An action that dies in the middle of an activation takes what it started in its process
+/// group with it at once, not at the next request: a Python, Node.js and PHP child alike.
+#[test]
+fn an_action_that_dies_takes_its_background_processes_with_it() {
+    let dying = [
+        (
+            "python",
+            "import os, subprocess\ndef main(args):\n    subprocess.Popen(['sleep', args['marker']])\n    os._exit(3)\n",
+        ),
+        (
+            "nodejs",
+            "const { spawn } = require('child_process');\nfunction main(args) {\n  spawn('sleep', [args.marker], { stdio: 'ignore' });\n  process.exit(3);\n}\n",
+        ),
+        (
+            "php",
+            "<?php\nfunction main(array $args): array {\n    exec('sleep ' . $args['marker'] . ' > /dev/null 2>&1 &');\n    exit(3);\n}\n",
+        ),
+    ];
+    for (i, (runtime, code)) in dying.into_iter().enumerate() {
+        let marker = format!("300.{}{i}7", std::process::id());
+        let p = Proxy::start(runtime);
+        init_ok(&p, code, "main");
+        let answer = p.run(json!({ "marker": marker }));
+        assert_eq!(answer.status, 400, "{runtime}: {}", answer.text());
+        let gone = poll(Duration::from_secs(5), || {
+            procfs::running_with(&marker).is_empty().then_some(())
+        });
+        let left = procfs::running_with(&marker);
+        for pid in &left {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+        assert!(
+            gone.is_some(),
+            "{runtime}: its sleep outlived the dead action: {left:?}; stderr: {}",
+            p.stderr()
+        );
+    }
+}
+
 #[test]
 fn a_stop_does_not_wait_for_idle_or_half_sent_connections() {
     let mut p = Proxy::start_with("python", &[("OW_SHUTDOWN_GRACE_SECONDS", "60")], &[]);

@@ -329,13 +329,20 @@ fn peak_kib(proxy: &Proxy) -> u64 {
 }
 
 /// Kills the processes a test started through the proxy, should they still run when it ends
-/// (a failing test must not leave a `sleep 1000` behind).
-struct KillOnDrop(Vec<u32>);
+/// (a failing test must not leave a `sleep 1000` behind). Only while each is still the process
+/// first seen: once one has ended its pid may be another test's, a proxy's even.
+struct KillOnDrop(Vec<(u32, Vec<u8>)>);
+
+impl KillOnDrop {
+    fn new(pids: &[u32]) -> KillOnDrop {
+        KillOnDrop(pids.iter().map(|&p| (p, procfs::cmdline(p))).collect())
+    }
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        for &pid in &self.0 {
-            if procfs::running(pid) {
+        for (pid, seen) in &self.0 {
+            if procfs::running(*pid) && procfs::cmdline(*pid) == *seen {
                 let _ = std::process::Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
                     .status();
@@ -1295,7 +1302,7 @@ def main(args):
     let child = pids["child"].as_u64().unwrap() as u32;
     let grandchild = pids["grandchild"].as_u64().unwrap() as u32;
     // Should the test fail, these must not outlive it.
-    let _cleanup = KillOnDrop(vec![child, grandchild]);
+    let _cleanup = KillOnDrop::new(&[child, grandchild]);
     assert!(procfs::running(child) && procfs::running(grandchild));
 
     let started = Instant::now();

@@ -139,6 +139,9 @@ impl Child {
         let (tell_exit, exit) = watch::channel(None);
         tokio::spawn(async move {
             let status = process.wait().await;
+            // What the child left running in its group goes with it, now: its pid is free
+            // from here on, and a group killed later by that number could be someone else's.
+            sys::kill_group(pid);
             reaper::release(pid);
             let _ = tell_exit.send(Some(Exit::from_status(status)));
         });
@@ -275,13 +278,21 @@ impl Child {
     /// Kills the child and everything it started, in its process group or out of it.
     /// The group may outlive its leader, so it is killed whether or not the leader has ended.
     pub fn kill(&self) {
-        reaper::kill_tree(self.pid);
+        self.kill_unless_ended();
+    }
+
+    /// Once the child has ended its group was killed with it (see [`Child::spawn`]), and its
+    /// pid may already name another process: then there is nothing left to kill by it.
+    fn kill_unless_ended(&self) {
+        if self.exited().is_none() {
+            reaper::kill_tree(self.pid);
+        }
     }
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
         // The group may outlive its leader (a background process the action started).
-        reaper::kill_tree(self.pid);
+        self.kill_unless_ended();
     }
 }
