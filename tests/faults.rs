@@ -209,20 +209,27 @@ fn every_stop_signal_stops_the_proxy_and_whatever_its_actions_started() {
             p.wait_exit(Duration::from_secs(10)).is_some(),
             "SIG{signal} did not stop the proxy"
         );
-        poll(Duration::from_secs(5), || {
-            procfs::running_with(&marker).is_empty().then_some(())
-        });
-        let left = procfs::running_with(&marker);
-        for pid in &left {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status();
-        }
+        let left = left_running(&marker);
         assert!(
             left.is_empty(),
             "SIG{signal} left the daemon running: {left:?}"
         );
     }
+}
+
+/// The processes with `marker` in their command line still running 5 s from now, if any;
+/// killed, so that a failing test leaves none behind.
+fn left_running(marker: &str) -> Vec<u32> {
+    poll(Duration::from_secs(5), || {
+        procfs::running_with(marker).is_empty().then_some(())
+    });
+    let left = procfs::running_with(marker);
+    for pid in &left {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    left
 }
 
 /// An action that dies in the middle of an activation takes what it started in its process
@@ -249,17 +256,9 @@ fn an_action_that_dies_takes_its_background_processes_with_it() {
         init_ok(&p, code, "main");
         let answer = p.run(json!({ "marker": marker }));
         assert_eq!(answer.status, 400, "{runtime}: {}", answer.text());
-        let gone = poll(Duration::from_secs(5), || {
-            procfs::running_with(&marker).is_empty().then_some(())
-        });
-        let left = procfs::running_with(&marker);
-        for pid in &left {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status();
-        }
+        let left = left_running(&marker);
         assert!(
-            gone.is_some(),
+            left.is_empty(),
             "{runtime}: its sleep outlived the dead action: {left:?}; stderr: {}",
             p.stderr()
         );
