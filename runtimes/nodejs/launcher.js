@@ -417,6 +417,25 @@ async function preload(names) {
   return { preloaded: loaded, failed };
 }
 
+// V8 compiles a function at its first call: load a one-line action that is never run, from
+// memory (no file, no cache entry left), and take the first steps of an activation, so that
+// the real /init and first /run find their paths compiled.
+function warmUp() {
+  const filename = path.join(process.cwd(), '__actionloop_warm_up__.js');
+  try {
+    const loaded = { ...loadCommonJS(filename, 'function main(args) { return args; }', 'main') };
+    vm.compileFunction('', WRAPPER, { filename });
+    findFunction(loaded, 'main');
+    setContext({});
+    encode(JSON.parse('{"value": {}}'));
+    activation.run(0, () => Promise.resolve().then(() => null));
+  } catch {
+    // only a missed speed-up
+  } finally {
+    delete Module._cache[filename];
+  }
+}
+
 async function main() {
   const lines = readLines(requestsFd);
   let setup;
@@ -424,6 +443,11 @@ async function main() {
     const ack = Boolean(process.env.__OW_WAIT_FOR_ACK);
     setup = { dir: process.cwd(), main: process.argv[2], file: process.argv[3] || null, env: {}, ack };
   } else {
+    // Node makes process.stdout and process.stderr at their first use, about a millisecond
+    // each: while the interpreter waits for its code, not inside the action's /init.
+    void process.stdout;
+    void process.stderr;
+    warmUp();
     const names = process.env.OW_PRELOAD || '';
     if (names.trim()) send(JSON.stringify(await preload(names)));
     const first = await lines.next();
