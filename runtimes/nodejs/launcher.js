@@ -447,10 +447,18 @@ async function main() {
     // each: while the interpreter waits for its code, not inside the action's /init.
     void process.stdout;
     void process.stderr;
-    warmUp();
     const names = process.env.OW_PRELOAD || '';
     if (names.trim()) send(JSON.stringify(await preload(names)));
-    const first = await lines.next();
+    // The warm-up (1-2 ms) only while nothing waits: an /init already on the pipe (the proxy
+    // was not started ahead, the container is cold) is read first, in the poll phase before
+    // setImmediate's, and then goes without it.
+    let arrived = false;
+    const next = lines.next().then((line) => {
+      arrived = true;
+      return line;
+    });
+    setImmediate(() => arrived || warmUp());
+    const first = await next;
     if (first.done) process.exit(0);
     setup = JSON.parse(first.value);
   }
