@@ -34,9 +34,16 @@ pub fn setup_child(command: &mut Command, fd: RawFd) {
     }
 }
 
+/// A pid that names one process we may kill. 0 and 1 never do: `kill(0)` and `kill(-0)` would
+/// address the proxy's own process group, `kill(-1)` every process we may signal, and 1 is
+/// init (or the proxy itself); a pid that was never known must not turn into one of those.
+fn addressable(pid: u32) -> Option<libc::pid_t> {
+    libc::pid_t::try_from(pid).ok().filter(|&pid| pid > 1)
+}
+
 /// Kills the whole process group led by `pid` (the child and whatever it started).
 pub fn kill_group(pid: u32) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
+    let Some(pid) = addressable(pid) else {
         return;
     };
     // SAFETY: kill has no memory effects; a negative pid addresses the process group, which
@@ -136,7 +143,7 @@ pub fn watch_writable(
 
 /// Kills one process.
 pub fn kill(pid: u32) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
+    let Some(pid) = addressable(pid) else {
         return;
     };
     // SAFETY: kill has no memory effects; a pid that is gone makes it fail harmlessly.

@@ -527,6 +527,8 @@ pub fn concurrently<T: Send + 'static>(
 /// A keep-alive HTTP/1.1 connection.
 pub struct Connection {
     reader: BufReader<TcpStream>,
+    /// The proxy's port, which a failure tries again.
+    port: u16,
     /// The proxy's folder, whose stderr a failure shows.
     logs: Option<PathBuf>,
 }
@@ -555,6 +557,7 @@ impl Connection {
             .unwrap();
         Connection {
             reader: BufReader::new(stream),
+            port,
             logs: None,
         }
     }
@@ -566,7 +569,9 @@ impl Connection {
             .as_ref()
             .map(|dir| std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default())
             .unwrap_or_else(|| "(unknown: a bare connection)".into());
-        panic!("{what}\nproxy stderr:\n{stderr}");
+        // Whether the proxy is still there tells a closed connection from a dead proxy.
+        let listening = TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+        panic!("{what}\nproxy still listening: {listening}\nproxy stderr:\n{stderr}");
     }
 
     /// A JSON request, and its answer.
