@@ -122,7 +122,7 @@ fn as_pid_one_sigterm_stops_daemons_that_left_the_process_group() {
     );
     init_ok(&proxy, &code, "main");
     run_ok(&proxy, json!({}));
-    let sleeping = || procfs::running_with(&marker).len();
+    let sleeping = || procfs::sleeping_with(&marker).len();
     poll(Duration::from_secs(5), || (sleeping() > 0).then_some(()));
     assert_eq!(sleeping(), 1, "the daemon did not start");
     kill(proxy_pid(&proxy), "TERM");

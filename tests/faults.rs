@@ -202,7 +202,7 @@ fn every_stop_signal_stops_the_proxy_and_whatever_its_actions_started() {
         init_ok(&p, &daemon_action(&marker), "main");
         run_ok(&p, json!({}));
         wait_until("the daemon did not start", Duration::from_secs(5), || {
-            !procfs::running_with(&marker).is_empty()
+            !procfs::sleeping_with(&marker).is_empty()
         });
         p.signal(signal);
         assert!(

@@ -105,6 +105,17 @@ pub fn running_with(marker: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The `sleep` processes of [`running_with`]: a daemon started as `setsid sleep <marker>` once
+/// it is settled. While a process execs, its command line reads empty for a moment, so a
+/// process seen by its marker before that (as `setsid`) can vanish from a count taken during
+/// it; once it is `sleep` with its marker it execs no more, and every later count sees it.
+pub fn sleeping_with(marker: &str) -> Vec<u32> {
+    running_with(marker)
+        .into_iter()
+        .filter(|&p| stat(p).is_some_and(|s| s.comm == "sleep"))
+        .collect()
+}
+
 /// A field of `/proc/<pid>/status` (`State`, `PPid`, `Uid`...), its value trimmed.
 pub fn status_field(pid: u32, field: &str) -> Option<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
