@@ -33,15 +33,13 @@ impl Source {
     }
 
     /// Waits for data and appends it to `buf` (within its spare capacity); `Ok(0)` at end of
-    /// file, or when `buf` has no spare capacity.
-    pub async fn read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
-        loop {
-            self.pipe.readable().await?;
-            match self.pipe.try_read_buf(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return other,
-            }
-        }
+    /// file, or when `buf` has no spare capacity. Through tokio's `AsyncRead`, which forgets
+    /// the pipe's readiness after a read that did not fill `buf` (on Linux's edge-triggered
+    /// epoll, such a read drained the pipe): the next answer is then awaited in epoll at once,
+    /// instead of after a read that could only fail with EAGAIN, one system call per request.
+    pub async fn read_buf(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        use tokio::io::AsyncReadExt;
+        self.pipe.read_buf(buf).await
     }
 
     /// Reads what is there without waiting; `WouldBlock` when nothing is.
