@@ -16,7 +16,7 @@ For python, nodejs and php (a language whose interpreter is missing is skipped),
   preload, and the idle RSS of the proxy and its prewarmed child either way;
 - dependencies at /init: a zip with a requirements.txt installed by pip from a local wheel.
 
-Files: harness.py (processes, clients, timing loops, /proc, strace, packages), measure.py (one
+Files: harness.py (processes, clients, timing loops, /proc, perf or strace, packages), measure.py (one
 function per measurement), report.py (the targets, stated once, the verdicts, tables and JSON),
 languages.py.
 
@@ -37,7 +37,7 @@ import time
 import harness
 import measure
 import report
-from harness import ROOT, BenchError, Hop, PipeLoop, Proxy, Strace
+from harness import ROOT, BenchError, Hop, PipeLoop, Proxy, syscall_counter
 from languages import LANGS
 
 
@@ -160,15 +160,18 @@ def bench_language(name, args, plan, floors, workdir):
             log("%s: CPU per activation, %s" % (name, pattern))
             out["cpu"][pattern] = {size: measure.cpu_per_activation(subject, pattern, size, plan["cpu_requests"][size])
                                    for size in measure.CPU_SIZES}
-        if Strace.available():
+        counter = syscall_counter()
+        if counter:
             out["syscalls"] = {}
+            out["syscalls_by"] = counter[1]
             for pattern in measure.PATTERNS:
                 log("%s: system calls, %s" % (name, pattern))
                 out["syscalls"][pattern] = {
-                    size: measure.syscalls_per_activation(subject, pattern, size, plan["strace_requests"][size])
+                    size: measure.syscalls_per_activation(subject, pattern, size, plan["syscall_requests"][size],
+                                                          counter[0])
                     for size in measure.CPU_SIZES}
         else:
-            out["syscalls_skipped"] = "strace is not installed (apt-get install -y strace)"
+            out["syscalls_skipped"] = "neither perf (with tracepoints) nor strace is usable (apt-get install -y strace)"
             log("%s: %s" % (name, out["syscalls_skipped"]))
 
         log("%s: 4 connections" % name)

@@ -14,7 +14,7 @@ import time
 import zipfile
 
 from harness import (
-    KIB, MIB, ROOT, BenchError, Client, Contender, PipeLoop, Proxy, Strace, cpu_ns_precise, cpu_us, interleave,
+    KIB, MIB, ROOT, BenchError, Client, Contender, PipeLoop, Proxy, cpu_ns_precise, cpu_us, interleave,
     median, repeat, status_kib, summary, threads_at_once, tree_rss_kib, write_wheel,
 )
 
@@ -32,7 +32,7 @@ PLANS = {
         "batch": {"60 B": 300, "100 KiB": 60, "1 MiB": 15},
         "warmup": {"60 B": 200, "100 KiB": 30, "1 MiB": 8},
         "cpu_requests": {"60 B": 8000, "1 MiB": 400},
-        "strace_requests": {"60 B": 2000, "1 MiB": 100},
+        "syscall_requests": {"60 B": 2000, "1 MiB": 100},
         "init_runs": 9,
         "throughput_requests": {"echo": 1000, "sleep": 50},
         "preload_runs": 7,
@@ -43,7 +43,7 @@ PLANS = {
         "batch": {"60 B": 150, "100 KiB": 30, "1 MiB": 8},
         "warmup": {"60 B": 100, "100 KiB": 15, "1 MiB": 4},
         "cpu_requests": {"60 B": 2500, "1 MiB": 100},
-        "strace_requests": {"60 B": 500, "1 MiB": 30},
+        "syscall_requests": {"60 B": 500, "1 MiB": 30},
         "init_runs": 3,
         "throughput_requests": {"echo": 150, "sleep": 10},
         "preload_runs": 3,
@@ -189,9 +189,10 @@ def cpu_per_activation(subject, pattern, size_name, requests):
     return out
 
 
-def syscalls_per_activation(subject, pattern, size_name, requests):
-    """System calls of the proxy (every thread), then of the hop, per request: strace -c -f
-    attached while `requests` requests go through a warm connection (or fresh ones)."""
+def syscalls_per_activation(subject, pattern, size_name, requests, counter):
+    """System calls of the proxy (every thread), then of the hop, per request: `counter`
+    (harness.PerfTrace or harness.Strace) attached while `requests` requests go through a warm
+    connection (or fresh ones)."""
     keep = pattern == "keep-alive"
     body = run_body(dict(SIZES)[size_name])
     out = {}
@@ -201,7 +202,7 @@ def syscalls_per_activation(subject, pattern, size_name, requests):
         try:
             post = http(client)
             repeat(post, body, 20)
-            with Strace(pid) as trace:
+            with counter(pid) as trace:
                 repeat(post, body, requests)
                 # a kept connection's last answer is in; let the server settle back to waiting
                 time.sleep(0.05)

@@ -236,7 +236,8 @@ def split_table(results):
 
 
 def cpu_table(results, look):
-    t = Table("CPU time and system calls per activation (us of CPU; system calls counted by strace -c -f)",
+    by = next((r["syscalls_by"] for r in results["languages"].values() if r.get("syscalls_by")), "-")
+    t = Table("CPU time and system calls per activation (us of CPU; system calls counted by %s)" % by,
               ["", "proxy CPU", "target", "verdict", "child", "floor", "hop", "proxy calls", "target",
                "verdict", "hop calls"])
     breakdown = []
