@@ -771,7 +771,7 @@ def perf_events_open(pid):
 def syscall_counter():
     """The way this machine counts a process's system calls: (class, how it is said), or None."""
     if PerfTrace.available():
-        return PerfTrace, "perf stat, syscalls:sys_enter_* tracepoints"
+        return PerfTrace, "perf stat on the syscall tracepoints"
     if Strace.available():
         return Strace, "strace -c -f"
     return None
