@@ -599,38 +599,42 @@ def repeat(call, arg, count):
 
 
 # ---------------------------------------------------------------------------------------------
-# strace
+# system call counters: strace, perf
 
 
-class Strace:
-    """strace -c -f attached to a running process while something is done to it.
+class Attached:
+    """A tool that counts a running process's system calls, attached while something is done
+    to it: with Tool(pid) as t: ...drive...;  then t.counts() -> {syscall: (calls, errors)}."""
 
-    with Strace(pid) as s: ...drive...;  then s.counts() -> {syscall: (calls, errors)}."""
+    NAME, SUFFIX = "", ""
 
     def __init__(self, pid):
         self.pid = pid
-        self.out = tempfile.NamedTemporaryFile(prefix="actionloop-strace-", suffix=".txt", delete=False)
+        self.out = tempfile.NamedTemporaryFile(prefix="actionloop-%s-" % self.NAME, suffix=self.SUFFIX,
+                                               delete=False)
         self.out.close()
         self.proc = None
 
-    @staticmethod
-    def available():
-        return shutil.which("strace") is not None
+    def command(self):
+        raise NotImplementedError
+
+    def attached(self):
+        """Whether the tool counts yet (asked every 5 ms after its start)."""
+        raise NotImplementedError
+
+    def released(self):
+        """Called once the tool has stopped."""
 
     def __enter__(self):
-        self.proc = subprocess.Popen(
-            ["strace", "-c", "-f", "-p", str(self.pid), "-o", self.out.name],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        # Attached once the kernel says so (and its threads just after: a short pause).
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
         deadline = time.perf_counter() + 10
-        while tracer_pid(self.pid) != self.proc.pid:
+        while not self.attached():
             if self.proc.poll() is not None or time.perf_counter() > deadline:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else ""
                 self._kill()
-                raise BenchError("strace could not attach to %d: %s" % (self.pid, err.strip()[:300]))
+                raise BenchError("%s could not attach to %d: %s" % (self.NAME, self.pid, err.strip()[:300]))
             time.sleep(0.005)
-        time.sleep(0.1)
         return self
 
     def _kill(self):
@@ -641,15 +645,38 @@ class Strace:
     def __exit__(self, *exc):
         self.proc.send_signal(signal.SIGINT)
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self._kill()
         self.proc.stderr.close()
+        self.released()
+        return False
+
+
+class Strace(Attached):
+    """strace -c -f: every call and its failures, but it stops the process at each call."""
+
+    NAME, SUFFIX = "strace", ".txt"
+
+    @staticmethod
+    def available():
+        return shutil.which("strace") is not None
+
+    def command(self):
+        return ["strace", "-c", "-f", "-p", str(self.pid), "-o", self.out.name]
+
+    def attached(self):
+        # Once the kernel says so, and its threads just after: a short pause.
+        if tracer_pid(self.pid) != self.proc.pid:
+            return False
+        time.sleep(0.1)
+        return True
+
+    def released(self):
         # the process being traced goes on; give it a moment to be released
         deadline = time.perf_counter() + 5
         while tracer_pid(self.pid) and time.perf_counter() < deadline:
             time.sleep(0.005)
-        return False
 
     def counts(self):
         """{syscall: (calls, failed calls)} from strace's -c table."""
@@ -667,14 +694,14 @@ class Strace:
         return out
 
 
-class PerfTrace:
-    """perf stat counting the syscalls:sys_enter_* tracepoints of a running process (every
-    thread) while something is done to it; the same interface as Strace, without failed calls.
+class PerfTrace(Attached):
+    """perf stat on the syscall tracepoints of every thread: no failed calls, but no stops.
 
     Preferred to strace when the kernel lets us: strace stops the proxy at every call, so the
     child's answer is usually in its pipe before the proxy asks for it, and the waits a real
     run makes (an epoll_wait for the answer, a read that finds nothing yet) go uncounted."""
 
+    NAME, SUFFIX = "perf", ".csv"
     # Every call in all, and by name the ones a relay makes. Not all ~360 syscall tracepoints:
     # perf closes each counter after an RCU grace period, which for all of them takes seconds.
     NAMED = ("read", "write", "readv", "writev", "recvfrom", "sendto", "sendmsg", "recvmsg", "epoll_wait",
@@ -683,10 +710,8 @@ class PerfTrace:
     EVENTS = ("raw_syscalls:sys_enter",) + tuple("syscalls:sys_enter_" + n for n in NAMED)
 
     def __init__(self, pid):
-        self.pid = pid
-        self.out = tempfile.NamedTemporaryFile(prefix="actionloop-perf-", suffix=".csv", delete=False)
-        self.out.close()
-        self.proc = None
+        super().__init__(pid)
+        self.seen, self.steady = -1, 0
 
     @staticmethod
     def available():
@@ -697,37 +722,15 @@ class PerfTrace:
         first = done.stderr.decode(errors="replace").strip().split(",")[0]
         return done.returncode == 0 and first.isdigit() and int(first) > 0
 
-    def __enter__(self):
-        self.proc = subprocess.Popen(
-            ["perf", "stat", "-x,", "-e", ",".join(self.EVENTS), "-p", str(self.pid), "-o", self.out.name],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        # Attached once perf holds its counters and has stopped opening more.
-        deadline, seen, steady = time.perf_counter() + 10, -1, 0
-        while steady < 5:
-            if self.proc.poll() is not None or time.perf_counter() > deadline:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else ""
-                self._kill()
-                raise BenchError("perf could not attach to %d: %s" % (self.pid, err.strip()[:300]))
-            n = perf_events_open(self.proc.pid)
-            steady = steady + 1 if n == seen and n > 0 else 0
-            seen = n
-            time.sleep(0.01)
-        return self
+    def command(self):
+        return ["perf", "stat", "-x,", "-e", ",".join(self.EVENTS), "-p", str(self.pid), "-o", self.out.name]
 
-    def _kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def __exit__(self, *exc):
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self._kill()
-        self.proc.stderr.close()
-        return False
+    def attached(self):
+        # Once perf holds its counters and has stopped opening more (50 ms without a new one).
+        n = perf_events_open(self.proc.pid)
+        self.steady = self.steady + 1 if n == self.seen and n > 0 else 0
+        self.seen = n
+        return self.steady >= 10
 
     def counts(self):
         """{syscall: (calls, 0)} from perf's CSV lines (`count,,event,...`); the calls not named
