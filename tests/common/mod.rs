@@ -228,15 +228,18 @@ impl Proxy {
         }
     }
 
-    /// Waits until this proxy listens: a connection that reaches its port (not one that met
-    /// itself, which a free port allows), while the process lives. The proxy's stderr if not.
+    /// Waits until this proxy listens: its port is listened on by the process started (or one
+    /// below it, through a wrapper), and a connection reaches it (not one that met itself,
+    /// which a free port allows), while the process lives. The proxy's stderr if not. Whoever
+    /// else may take the port meanwhile (any process on the machine can) is not taken for it.
     fn wait_listening(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.process.try_wait() {
                 return Err(format!("(exited: {status})\n{}", self.stderr()));
             }
-            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port))
+            if self.listens()
+                && let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port))
                 && stream.local_addr().ok() != stream.peer_addr().ok()
             {
                 return Ok(());
@@ -244,6 +247,18 @@ impl Proxy {
             std::thread::sleep(Duration::from_millis(10));
         }
         Err(format!("(not listening after 10 s)\n{}", self.stderr()))
+    }
+
+    /// Whether the listening socket on the port is held by the process started or one below it.
+    fn listens(&self) -> bool {
+        let listeners = procfs::listeners(self.port);
+        if listeners.is_empty() {
+            return false;
+        }
+        let pid = self.process.id();
+        std::iter::once(pid)
+            .chain(procfs::descendants(pid))
+            .any(|p| procfs::sockets(p).iter().any(|i| listeners.contains(i)))
     }
 
     pub fn pid(&self) -> u32 {
@@ -271,6 +286,7 @@ impl Proxy {
         Address {
             port: self.port,
             dir: self.dir.path().to_path_buf(),
+            pid: self.pid(),
         }
     }
 
@@ -531,6 +547,10 @@ pub struct Connection {
     port: u16,
     /// The proxy's folder, whose stderr a failure shows.
     logs: Option<PathBuf>,
+    /// The process the test started, which a failure describes.
+    started: Option<u32>,
+    /// Answers read so far, which a failure counts.
+    answers: usize,
 }
 
 /// Where a proxy listens and logs: what a thread needs to open connections of its own.
@@ -538,12 +558,15 @@ pub struct Connection {
 pub struct Address {
     pub port: u16,
     pub dir: PathBuf,
+    /// The process the test started (the proxy, or the wrapper it runs under).
+    pub pid: u32,
 }
 
 impl Address {
     pub fn connect(&self) -> Connection {
         let mut connection = Connection::open(self.port);
         connection.logs = Some(self.dir.clone());
+        connection.started = Some(self.pid);
         connection
     }
 }
@@ -559,6 +582,8 @@ impl Connection {
             reader: BufReader::new(stream),
             port,
             logs: None,
+            started: None,
+            answers: 0,
         }
     }
 
@@ -569,9 +594,33 @@ impl Connection {
             .as_ref()
             .map(|dir| std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default())
             .unwrap_or_else(|| "(unknown: a bare connection)".into());
-        // Whether the proxy is still there tells a closed connection from a dead proxy.
+        // Whether the proxy is still there tells a closed connection from a dead proxy, and
+        // who holds the port a proxy that never held it.
         let listening = TcpStream::connect(("127.0.0.1", self.port)).is_ok();
-        panic!("{what}\nproxy still listening: {listening}\nproxy stderr:\n{stderr}");
+        let describe = |pids: Vec<u32>| {
+            let lines: Vec<String> = pids.into_iter().map(procfs::describe).collect();
+            if lines.is_empty() {
+                " none".to_string()
+            } else {
+                format!("\n  {}", lines.join("\n  "))
+            }
+        };
+        let holders = describe(procfs::listening_on(self.port));
+        let started = match self.started {
+            Some(pid) if procfs::exists(pid) => describe(
+                std::iter::once(pid)
+                    .chain(procfs::descendants(pid))
+                    .collect(),
+            ),
+            Some(pid) => format!(" {pid} is gone"),
+            None => " (unknown: a bare connection)".to_string(),
+        };
+        panic!(
+            "{what}\nafter {} answers on this connection\nproxy still listening: {listening}\n\
+             listening on port {}:{holders}\nthe proxy's processes:{started}\n\
+             proxy stderr:\n{stderr}",
+            self.answers, self.port
+        );
     }
 
     /// A JSON request, and its answer.
@@ -654,6 +703,7 @@ impl Connection {
         if let Err(e) = self.reader.read_exact(&mut body) {
             self.fail(format!("answer cut short in its body: {e}"));
         }
+        self.answers += 1;
         Answer {
             status,
             headers,

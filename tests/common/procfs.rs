@@ -143,3 +143,55 @@ pub fn describe(pid: u32) -> String {
         status_field(pid, "PPid").unwrap_or_default()
     )
 }
+
+/// The inodes of the TCP sockets (IPv4 and IPv6) that listen on `port`, from this network
+/// namespace's `/proc/net/tcp*`.
+pub fn listeners(port: u16) -> Vec<u64> {
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let Some((_, local_port)) = fields.get(1).and_then(|a| a.rsplit_once(':')) else {
+                continue;
+            };
+            let listening = fields.get(3) == Some(&"0A");
+            if listening && u16::from_str_radix(local_port, 16) == Ok(port) {
+                found.extend(fields.get(9).and_then(|i| i.parse::<u64>().ok()));
+            }
+        }
+    }
+    found
+}
+
+/// The inodes of the sockets `pid` holds open.
+pub fn sockets(pid: u32) -> Vec<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter_map(|fd| {
+            let target = std::fs::read_link(fd.path()).ok()?;
+            let inode = target
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?;
+            inode.parse().ok()
+        })
+        .collect()
+}
+
+/// The processes, anywhere on the machine, that hold a socket listening on `port`.
+pub fn listening_on(port: u16) -> Vec<u32> {
+    let wanted = listeners(port);
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    pids()
+        .into_iter()
+        .filter(|&p| sockets(p).iter().any(|i| wanted.contains(i)))
+        .collect()
+}
