@@ -10,9 +10,12 @@ use std::time::Duration;
 /// `--kill-child`: when the test kills `unshare`, the proxy inside goes too.
 const PID_ONE: &[&str] = &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
 
-/// The python proxy as PID 1, with extra environment variables.
+/// The python proxy as PID 1, with extra environment variables. It logs what it does
+/// (`RUST_LOG=info`: when it listens, why it stops), which a failure shows.
 fn as_pid_one_with(env: &[(&str, &str)]) -> Proxy {
-    Proxy::start_through(PID_ONE, env, &["--runtime", "python"])
+    let mut all = vec![("RUST_LOG", "info")];
+    all.extend_from_slice(env);
+    Proxy::start_through(PID_ONE, &all, &["--runtime", "python"])
 }
 
 fn as_pid_one() -> Proxy {

@@ -225,35 +225,30 @@ pub async fn serve(
 pub async fn signalled() {
     use tokio::signal::unix::{SignalKind, signal};
     let kinds = [
-        SignalKind::terminate(),
-        SignalKind::interrupt(),
-        SignalKind::hangup(),
-        SignalKind::quit(),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::hangup(), "SIGHUP"),
+        (SignalKind::quit(), "SIGQUIT"),
     ];
     let mut streams = Vec::new();
-    for kind in kinds {
+    for (kind, name) in kinds {
         match signal(kind) {
-            Ok(stream) => streams.push(stream),
+            Ok(stream) => streams.push((stream, name)),
             Err(e) => tracing::warn!("cannot watch a stop signal: {e}"),
         }
     }
     if streams.is_empty() {
         return std::future::pending().await;
     }
-    let waits = streams.iter_mut().map(|s| Box::pin(s.recv()));
-    futures_select_all(waits).await;
-}
-
-/// The first of several futures to resolve.
-async fn futures_select_all<F: Future + Unpin>(futures: impl Iterator<Item = F>) {
-    let mut futures: Vec<F> = futures.collect();
-    std::future::poll_fn(|cx| {
-        for future in futures.iter_mut() {
-            if std::pin::Pin::new(future).poll(cx).is_ready() {
-                return std::task::Poll::Ready(());
+    // Which one, in the proxy's log: a proxy that stopped unasked is then explained.
+    let name = std::future::poll_fn(|cx| {
+        for (stream, name) in streams.iter_mut() {
+            if stream.poll_recv(cx).is_ready() {
+                return std::task::Poll::Ready(*name);
             }
         }
         std::task::Poll::Pending
     })
-    .await
+    .await;
+    tracing::info!("{name} received");
 }
