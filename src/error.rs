@@ -43,6 +43,9 @@ pub const STOP_NOT_FOUND: &str =
 pub const STOP_NOT_SERVER: &str = "Stop is only supported in server mode";
 pub const NO_SERVER_DATA: &str = "Server proxy data not initialized";
 pub const RESET_NOT_SERVER: &str = "Reset allowed only in server mode";
+/// The fork's server words a result that is no object or array in its own way (`doServerModeRun`
+/// in `runHandler.go`), not as the invoker-facing proxy does.
+pub const REMOTE_NOT_A_DICTIONARY: &str = "the action did not return a dictionary or array";
 
 #[derive(Debug)]
 pub enum ProxyError {
@@ -409,6 +412,8 @@ pub enum ForwardError {
     RunDecode(String),
     /// Server: `/run` without `actionCodeHash`.
     NoHash,
+    /// Server: the action's result is no object or array.
+    NotADictionary,
     /// Server: `/run` for a hash it does not hold.
     NotFound,
     /// Server: `/stop` for a hash or a client it does not hold.
@@ -436,6 +441,7 @@ impl ForwardError {
             | ForwardError::NoHash => 400,
             ForwardError::InitNotForwarded
             | ForwardError::RunNotForwarded
+            | ForwardError::NotADictionary
             | ForwardError::MissingHash
             | ForwardError::MissingId => 502,
             ForwardError::NotFound | ForwardError::StopNotFound => 404,
@@ -473,6 +479,7 @@ impl fmt::Display for ForwardError {
             ),
             ForwardError::RunDecode(e) => write!(f, "Error decoding run body: {e}"),
             ForwardError::NoHash => f.write_str(NO_HASH),
+            ForwardError::NotADictionary => f.write_str(REMOTE_NOT_A_DICTIONARY),
             ForwardError::NotFound => f.write_str(REMOTE_NOT_FOUND),
             ForwardError::StopNotFound => f.write_str(STOP_NOT_FOUND),
             ForwardError::NoServerData => f.write_str(NO_SERVER_DATA),

@@ -632,3 +632,188 @@ fn the_last_client_stopping_mid_run_stops_the_action_at_once() {
     assert_eq!(a.status, 500, "{}", a.text());
     assert!(a.error().contains("its last client left"), "{}", a.error());
 }
+
+/// A stand-in for the fork's server: prints its port on its first line, writes each request
+/// it gets as one JSON line to the file named by its first argument, answers `/run` with the
+/// body in the file named by its second and everything else with `{"ok":true}`.
+const FAKE_FORK: &str = r#"
+import http.server, json, sys
+log, run_answer = sys.argv[1], sys.argv[2]
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(log, "a") as f:
+            f.write(json.dumps({"path": self.path, "body": json.loads(body or b"null")}) + "\n")
+        answer = open(run_answer, "rb").read() if self.path == "/run" else b'{"ok":true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_port, flush=True)
+server.serve_forever()
+"#;
+
+/// The stand-in fork server, running, with the folder of its request log.
+struct FakeFork {
+    process: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl FakeFork {
+    /// Answers every `/run` with `run_answer`.
+    fn start(run_answer: &Value) -> FakeFork {
+        use std::io::BufRead;
+        require("python3");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("run.json"), run_answer.to_string()).unwrap();
+        let mut process = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(FAKE_FORK)
+            .arg(dir.path().join("requests.log"))
+            .arg(dir.path().join("run.json"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(process.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the stand-in prints its port");
+        FakeFork { process, port, dir }
+    }
+
+    fn main(&self) -> String {
+        format!("main@http://127.0.0.1:{}", self.port)
+    }
+
+    /// The requests so far: (path, body).
+    fn requests(&self) -> Vec<(String, Value)> {
+        std::fs::read_to_string(self.dir.path().join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (v["path"].as_str().unwrap().to_string(), v["body"].clone())
+            })
+            .collect()
+    }
+}
+
+impl Drop for FakeFork {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+#[test]
+fn a_fork_servers_leftover_sentinels_never_shift_the_clients_logs() {
+    // The fork's server empties its capture only after a successful run, so the run after a
+    // failed one carries the failed run's logs and sentinel ahead of its own.
+    let answer = json!({
+        "response": {"fine": true},
+        "out": format!("failed run\n{SENTINEL}\nthis run\n{SENTINEL}\n"),
+        "err": format!("{SENTINEL}\nthis run on stderr\n{SENTINEL}\n"),
+    });
+    let fork = FakeFork::start(&answer);
+    let c = client();
+    init_through(&c, "def main(a): return a", &fork.main());
+    assert_eq!(run_ok(&c, json!({})), json!({"fine": true}));
+    assert_eq!(run_ok(&c, json!({})), json!({"fine": true}));
+    // Exactly one sentinel per stream per activation, each after all of that run's lines.
+    let (out, err) = c.framed_logs(2);
+    let runs = activations(&out);
+    assert_eq!(runs[0], "failed run\nthis run\n", "{out}");
+    assert_eq!(runs[1], "failed run\nthis run\n", "{out}");
+    assert_eq!(activations(&err)[0], "this run on stderr\n", "{err}");
+}
+
+#[test]
+fn sigabrt_tells_the_server_the_client_is_gone_as_the_other_stop_signals_do() {
+    let fork = FakeFork::start(&json!({"response": {}, "out": "", "err": ""}));
+    let mut c = client();
+    init_through(&c, "def main(a): return a", &fork.main());
+    let registered = fork.requests()[0].1["proxiedActionID"].clone();
+    c.signal("ABRT");
+    assert_eq!(
+        c.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        c.stderr()
+    );
+    let stop = fork
+        .requests()
+        .into_iter()
+        .find(|(path, _)| path == "/stop")
+        .expect("a /stop reached the server");
+    assert_eq!(stop.1["proxiedActionID"], registered);
+    assert_eq!(
+        stop.1["actionCodeHash"],
+        json!(hash("def main(a): return a"))
+    );
+}
+
+#[test]
+fn a_value_that_is_no_object_is_refused_at_both_ends_as_the_forks_go_decoder_does() {
+    let s = server("python", &[]);
+    let c = client();
+    let code = unique("def main(a):\n    return {'got': a}\n", "value-object");
+    init_through(&c, &code, &at(&s, "main"));
+    for value in [json!("text"), json!([1, 2]), json!(3)] {
+        let a = c.post_json("/run", &json!({ "value": value }));
+        assert_eq!(a.status, 400, "{value}: {}", a.text());
+        assert!(
+            a.error()
+                .starts_with("Error decoding run body while forwarding request: "),
+            "{}",
+            a.error()
+        );
+        let a = s.post_json(
+            "/run",
+            &json!({"value": value, "actionCodeHash": hash(&code)}),
+        );
+        assert_eq!(a.status, 400, "{value}: {}", a.text());
+        assert!(
+            a.error().starts_with("Error decoding run body: "),
+            "{}",
+            a.error()
+        );
+    }
+    // No value, or null, is the empty object's case, as in the fork.
+    assert_eq!(run_ok(&c, json!(null))["got"], json!({}));
+    let a = c.post_json("/run", &json!({}));
+    assert_eq!(a.status, 200, "{}", a.text());
+}
+
+#[test]
+fn the_server_words_a_result_that_is_no_object_as_the_forks_server_does() {
+    let s = server("python", &[]);
+    let c = client();
+    let code = unique("def main(a):\n    return 'a string'\n", "not-a-dictionary");
+    init_through(&c, &code, &at(&s, "main"));
+    let a = s.post_json("/run", &json!({"value": {}, "actionCodeHash": hash(&code)}));
+    assert_eq!(
+        (a.status, a.error()),
+        (
+            502,
+            "the action did not return a dictionary or array".to_string()
+        )
+    );
+    // Passed on by the client as it came.
+    let a = c.run(json!({}));
+    assert_eq!(
+        (a.status, a.error()),
+        (
+            502,
+            "the action did not return a dictionary or array".to_string()
+        )
+    );
+}

@@ -241,6 +241,7 @@ fn forwarded_init(body: &[u8], id: &str) -> Result<(Endpoint, String, Vec<u8>), 
 fn forwarded_run(line: &[u8], hash: &str) -> Result<Vec<u8>, ForwardError> {
     let bad = |e: serde_json::Error| ForwardError::RunBody(e.to_string());
     let mut fields: BTreeMap<String, &RawValue> = serde_json::from_slice(line).map_err(bad)?;
+    super::value_is_object(&fields).map_err(ForwardError::RunBody)?;
     let hash = serde_json::value::to_raw_value(hash).map_err(bad)?;
     fields.insert(RUN_HASH.into(), &hash);
     serde_json::to_vec(&fields).map_err(bad)

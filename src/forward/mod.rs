@@ -40,6 +40,17 @@ struct Stop {
     id: String,
 }
 
+/// The fork decodes `/run`'s `value` into a Go map: a value that is present, not `null` and no
+/// object fails there, and is refused here with our words after the fork's prefix.
+fn value_is_object(
+    fields: &std::collections::BTreeMap<String, &serde_json::value::RawValue>,
+) -> Result<(), String> {
+    match fields.get("value").map(|v| v.get().trim_start().as_bytes()) {
+        None | Some([b'{', ..]) | Some(b"null") => Ok(()),
+        Some(_) => Err("the value is not a JSON object".into()),
+    }
+}
+
 /// serde reads a struct from an array too; the fork's Go decoder does not. What is not an
 /// object is refused with the words Go would use.
 fn object(body: &[u8]) -> Result<(), String> {

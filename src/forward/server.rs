@@ -235,7 +235,10 @@ impl Server {
         let mut stopped = action.stopped.subscribe();
         let run = async {
             let _turn = action.turn.lock().await;
-            let answer = action.service.run(line).await;
+            let answer = action.service.run(line).await.map_err(|e| match e {
+                ProxyError::NotADictionary => ForwardError::NotADictionary.into(),
+                e => e,
+            });
             let (out, err) = self.debug_copy(&action.capture);
             Ok(run_answer(&answer?, &out, &err))
         };
@@ -383,6 +386,7 @@ fn registration(body: &[u8]) -> Result<(String, String), ForwardError> {
 fn run_for(body: &[u8]) -> Result<(String, BytesMut), ForwardError> {
     let bad = |e: serde_json::Error| ForwardError::RunDecode(e.to_string());
     let mut fields: BTreeMap<String, &RawValue> = serde_json::from_slice(body).map_err(bad)?;
+    super::value_is_object(&fields).map_err(ForwardError::RunDecode)?;
     let hash: String = match fields.remove(RUN_HASH) {
         Some(raw) => serde_json::from_str::<Option<String>>(raw.get())
             .map_err(bad)?

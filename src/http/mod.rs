@@ -221,7 +221,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// Resolves on SIGTERM, SIGINT, SIGHUP or SIGQUIT: all of them stop the proxy.
+/// Resolves on SIGTERM, SIGINT, SIGHUP, SIGQUIT or SIGABRT: all of them stop the proxy (the
+/// fork's forward client stops on the same five). A panic still ends the proxy at once: glibc's
+/// `abort` raises SIGABRT again with its default action once a handler has returned.
 pub async fn signalled() {
     use tokio::signal::unix::{SignalKind, signal};
     let kinds = [
@@ -229,6 +231,7 @@ pub async fn signalled() {
         (SignalKind::interrupt(), "SIGINT"),
         (SignalKind::hangup(), "SIGHUP"),
         (SignalKind::quit(), "SIGQUIT"),
+        (SignalKind::from_raw(libc::SIGABRT), "SIGABRT"),
     ];
     let mut streams = Vec::new();
     for (kind, name) in kinds {

@@ -77,10 +77,11 @@ pub async fn end_activation(
 }
 
 /// Ends a forwarded activation's logs (forward mode's client): what the server captured of
-/// it on each stream, then the sentinel. The server's own sentinel, when the captured text
-/// ends with one (the fork's server and ours both send it), is replaced by this one, so that
-/// each stream holds exactly one per activation whichever server answered. While a stream's
-/// reader is behind, this waits for room first (unless the proxy is in a hurry to stop).
+/// it on each stream, then the sentinel. The server's own sentinel lines (the fork's server
+/// and ours end each stream with one; after a failed run the fork's also carries that run's,
+/// since it empties its capture only after a success) are dropped for this one, so that each
+/// stream holds exactly one per activation whichever server answered. While a stream's reader
+/// is behind, this waits for room first (unless the proxy is in a hurry to stop).
 pub async fn end_forwarded(out: &str, err: &str) {
     for (output, text) in [(output::stdout(), out), (output::stderr(), err)] {
         if output.is_full() {
@@ -89,18 +90,20 @@ pub async fn end_forwarded(out: &str, err: &str) {
                 _ = hurried() => {}
             }
         }
-        output.push(without_sentinel(text).as_bytes());
+        output.push(without_sentinels(text).as_bytes());
         output.line(SENTINEL);
     }
 }
 
-/// `text` without the sentinel line it ends with, if it ends with one.
-fn without_sentinel(text: &str) -> &str {
-    let line = text.strip_suffix('\n').unwrap_or(text);
-    match line.strip_suffix(SENTINEL) {
-        Some(before) if before.is_empty() || before.ends_with('\n') => before,
-        _ => text,
+/// `text` without its sentinel lines: lines that are the sentinel and nothing else.
+fn without_sentinels(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(SENTINEL) {
+        return text.into();
     }
+    text.split_inclusive('\n')
+        .filter(|line| line.strip_suffix('\n').unwrap_or(line) != SENTINEL)
+        .collect::<String>()
+        .into()
 }
 
 /// Marks an activation (a `/run`, or an `/init` attempt) as running, from its start until its
@@ -194,13 +197,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_forwarded_activation_loses_only_its_own_last_sentinel() {
+    fn a_forwarded_activation_loses_every_sentinel_line_of_the_server() {
         let framed = format!("one\ntwo\n{SENTINEL}\n");
-        assert_eq!(without_sentinel(&framed), "one\ntwo\n");
-        assert_eq!(without_sentinel(&format!("{SENTINEL}\n")), "");
-        assert_eq!(without_sentinel(SENTINEL), "");
-        assert_eq!(without_sentinel("plain\n"), "plain\n");
+        assert_eq!(without_sentinels(&framed), "one\ntwo\n");
+        assert_eq!(without_sentinels(&format!("{SENTINEL}\n")), "");
+        assert_eq!(without_sentinels(SENTINEL), "");
+        assert_eq!(without_sentinels("plain\n"), "plain\n");
         let glued = format!("no line break{SENTINEL}\n");
-        assert_eq!(without_sentinel(&glued), glued);
+        assert_eq!(without_sentinels(&glued), glued);
+        // The fork's server after a failed run: that run's logs and sentinel come first.
+        let twice = format!("failed\n{SENTINEL}\nthis one\n{SENTINEL}\n");
+        assert_eq!(without_sentinels(&twice), "failed\nthis one\n");
     }
 }
