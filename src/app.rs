@@ -106,6 +106,19 @@ impl Backend {
         }
     }
 
+    /// The answer to a successful `/init`: `{"ok":true}`, or for a black box the Docker
+    /// skeleton's own (Flask's `('OK', 200)`: the text `OK` as HTML).
+    pub fn initialised(&self) -> Answer {
+        match self {
+            Backend::ActionLoop(_) => ok(),
+            Backend::Blackbox(_) => Answer {
+                status: 200,
+                headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
+                body: Bytes::from_static(b"OK"),
+            },
+        }
+    }
+
     /// Whether the action came with the image: then no `/init` may replace it.
     pub fn baked(&self) -> bool {
         self.settings().baked.is_some()
@@ -142,7 +155,7 @@ async fn openwhisk(backend: &Backend, request: Request) -> Answer {
             ProxyError::AlreadyInitialized.into()
         }
         ("POST", "/init") => match backend.init(request.body).await {
-            Ok(()) => ok(),
+            Ok(()) => backend.initialised(),
             Err(e) => e.into(),
         },
         ("POST", "/run") => match backend.run(request.body).await {

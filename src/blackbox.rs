@@ -106,6 +106,17 @@ impl Blackbox {
                 let _ = std::fs::remove_file(&exec);
                 let name = exec.file_name().and_then(|n| n.to_str()).unwrap_or("exec");
                 package::unpack(&bytes, &folder, name, &limits).map_err(|e| e.to_string())?;
+                // Zips often carry no mode bits (or 0644, from tools that drop them); the
+                // skeleton's unpacking writes into the image's executable `exec` and keeps its
+                // mode, so an `exec` from a zip runs there: here too.
+                if let Ok(meta) = std::fs::symlink_metadata(&exec)
+                    && meta.is_file()
+                    && meta.permissions().mode() & 0o111 == 0
+                {
+                    let mode = meta.permissions().mode() | 0o755;
+                    std::fs::set_permissions(&exec, std::fs::Permissions::from_mode(mode))
+                        .map_err(|e| format!("{}: {e}", exec.display()))?;
+                }
             } else {
                 let fresh = folder.join(".exec.actionloop");
                 std::fs::write(&fresh, &bytes).map_err(|e| format!("{}: {e}", fresh.display()))?;
@@ -139,10 +150,13 @@ impl Blackbox {
     }
 
     async fn activate(&self, body: &[u8]) -> Result<Bytes, ProxyError> {
+        // As the skeleton reads it (`get_json(silent=True) or {}`): a body that is no JSON, or
+        // JSON that Python counts as false, is an empty message; any other non-object is refused.
         let message: Map<String, Value> = match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(message)) => message,
-            Ok(Value::Null) => Map::new(),
-            _ => return Err(ProxyError::BadArgument),
+            Ok(other) if is_falsy(&other) => Map::new(),
+            Ok(_) => return Err(ProxyError::BadArgument),
+            Err(_) => Map::new(),
         };
         let args = message
             .get("value")
@@ -160,7 +174,14 @@ impl Blackbox {
         if input.len() <= MAX_ARGUMENT {
             command.arg(&input);
         }
-        for (key, value) in message.iter().filter(|(k, _)| k.as_str() != "value") {
+        // The context comes from a nested `activation` when there is one (the skeleton's
+        // Knative shape), else from the message's own keys.
+        let context = match message.get("activation") {
+            Some(Value::Object(activation)) => activation,
+            Some(_) => &Map::new(),
+            None => &message,
+        };
+        for (key, value) in context.iter().filter(|(k, _)| k.as_str() != "value") {
             let text = match value {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -261,7 +282,9 @@ impl Blackbox {
     }
 }
 
-/// The `value` of an `/init` body (absent or null: none), which must be an object.
+/// The `value` of an `/init` body, which must be an object. As the skeleton reads it
+/// (`get_json(silent=True)`): a body that is no JSON, or JSON that Python counts as false,
+/// carries no value, which is no code: an image's own executable, if it has one.
 fn init_value(body: &[u8]) -> Result<Map<String, Value>, ProxyError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(mut message)) => match message.remove("value") {
@@ -272,12 +295,24 @@ fn init_value(body: &[u8]) -> Result<Map<String, Value>, ProxyError> {
                 "\"value\" must be a JSON object",
             )),
         },
-        Ok(Value::Null) => Ok(Map::new()),
+        Ok(other) if is_falsy(&other) => Ok(Map::new()),
         Ok(_) => Err(ProxyError::invalid(
             "/init",
             "the body must be a JSON object",
         )),
-        Err(e) => Err(ProxyError::invalid("/init", e)),
+        Err(_) => Ok(Map::new()),
+    }
+}
+
+/// What Python counts as false: `null`, `false`, `0`, `""`, `[]`, `{}`.
+fn is_falsy(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
     }
 }
 

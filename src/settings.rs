@@ -329,7 +329,14 @@ impl Settings {
             blackbox_exec: var("OW_BLACKBOX_EXEC")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/action/exec")),
-            allow_reinit: vars.flag("PROXY_ALLOW_REINIT", false)?,
+            // The Docker skeleton's own variable: it allows a re-init when "1" and refuses one
+            // otherwise, whatever it says; our other words for yes count too.
+            allow_reinit: vars.get("PROXY_ALLOW_REINIT").is_some_and(|v| {
+                matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "1" | "true" | "yes" | "on"
+                )
+            }),
             platform: platform(&vars)?,
             baked: baked(&vars)?,
             action_raw: vars.flag("__OW_ACTION_RAW", false)?,

@@ -187,3 +187,108 @@ fn a_baked_black_box_answers_its_first_run() {
         (403, ALREADY_INITIALIZED.to_string())
     );
 }
+
+/// Prints its environment's activation keys and the `name` it got, as JSON.
+const CONTEXT_EXEC: &str = r#"#!/bin/bash
+echo "{\"activation\": \"$__OW_ACTIVATION_ID\", \"namespace\": \"$__OW_NAMESPACE\", \"argv\": ${#1}}"
+"#;
+
+#[test]
+fn init_is_answered_ok_as_the_skeleton_answers_it_and_a_body_that_is_no_json_is_no_code() {
+    let (p, exec) = blackbox(&[]);
+    write_exec(&exec, EXEC);
+    // Flask's ('OK', 200): the text OK, as HTML.
+    let a = p.post_json("/init", &json!({"value": {}}));
+    assert_eq!((a.status, a.text().into_owned()), (200, "OK".to_string()));
+    assert!(
+        a.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "{:?}",
+        a.headers
+    );
+    for body in [&b""[..], b"not json", b"[]", b"0"] {
+        let (p, exec) = blackbox(&[]);
+        write_exec(&exec, EXEC);
+        let a = p.connect().post("/init", body);
+        assert_eq!(
+            (a.status, a.text().into_owned()),
+            (200, "OK".to_string()),
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    // Without an executable, no code is no action.
+    let (p, _) = blackbox(&[]);
+    let a = p.connect().post("/init", b"not json");
+    assert_eq!((a.status, a.error()), (502, CANNOT_LOCATE.to_string()));
+}
+
+#[test]
+fn a_run_body_that_is_no_json_runs_with_nothing_and_a_nested_activation_is_the_context() {
+    let (p, exec) = blackbox(&[]);
+    write_exec(&exec, CONTEXT_EXEC);
+    for body in [&b""[..], b"garbage", b"[]", b"false"] {
+        let a = p.connect().post("/run", body);
+        assert_eq!(
+            a.status,
+            200,
+            "{:?}: {}",
+            String::from_utf8_lossy(body),
+            a.text()
+        );
+        assert_eq!(
+            a.json()["argv"],
+            json!(2),
+            "the argument is {{}}: {}",
+            a.text()
+        );
+    }
+    // A truthy body that is no object is refused, as there.
+    let a = p.connect().post("/run", b"[1]");
+    assert_eq!(a.status, 404, "{}", a.text());
+    // The skeleton's Knative shape: the context is the nested activation's, alone.
+    let a = p.post_json(
+        "/run",
+        &json!({"value": {}, "activation": {"activation_id": "inner", "namespace": "n2"},
+                "activation_id": "outer"}),
+    );
+    assert_status(&p, "run", &a, 200);
+    assert_eq!(a.json()["activation"], json!("inner"));
+    assert_eq!(a.json()["namespace"], json!("n2"));
+    let a = p.post_json("/run", &json!({"value": {}, "activation_id": "outer"}));
+    assert_eq!(a.json()["activation"], json!("outer"));
+}
+
+#[test]
+fn a_zipped_exec_without_mode_bits_runs_as_it_does_over_the_skeletons_own_exec() {
+    // Zips made by tools that keep no Unix modes (none recorded), or that record 0644.
+    for zip in [
+        Archive::zip().file("exec", CONTEXT_EXEC).build(),
+        Archive::zip()
+            .file_mode("exec", CONTEXT_EXEC, 0o644)
+            .build(),
+    ] {
+        let (p, exec) = blackbox(&[]);
+        let a = p.post_json(
+            "/init",
+            &json!({"value": {"code": b64(&zip), "binary": true}}),
+        );
+        assert_eq!((a.status, a.text().into_owned()), (200, "OK".to_string()));
+        let a = p.post_json("/run", &json!({"value": {}, "activation_id": "z"}));
+        assert_status(&p, "run", &a, 200);
+        assert_eq!(a.json()["activation"], json!("z"));
+        let mode = std::fs::metadata(&exec).unwrap().permissions().mode();
+        assert_ne!(mode & 0o111, 0, "exec is {mode:o}");
+    }
+}
+
+#[test]
+fn proxy_allow_reinit_allows_on_1_and_refuses_on_anything_else_without_stopping_the_proxy() {
+    for (value, again) in [("1", 200), ("true", 200), ("2", 403), ("nonsense", 403)] {
+        let (p, exec) = blackbox(&[("PROXY_ALLOW_REINIT", value)]);
+        write_exec(&exec, EXEC);
+        assert_eq!(p.post_json("/init", &json!({"value": {}})).status, 200);
+        let a = p.post_json("/init", &json!({"value": {}}));
+        assert_eq!(a.status, again, "PROXY_ALLOW_REINIT={value}: {}", a.text());
+    }
+}
