@@ -17,6 +17,10 @@ use crate::http::{Answer, Request};
 /// What the init part of a request may set of the value the function gets.
 const INIT_KEYS: [&str; 5] = ["code", "main", "binary", "raw", "actionName"];
 
+/// An init whose `raw` was true: the action takes its HTTP body raw from then on, as with
+/// `__OW_ACTION_RAW`. One action per process, so one flag: set by the init that succeeded.
+static INIT_RAW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub async fn handle(backend: &Backend, methods: &[String], request: Request) -> Answer {
     if request.path() != "/" {
         return ProxyError::NotFound.into();
@@ -26,6 +30,11 @@ pub async fn handle(backend: &Backend, methods: &[String], request: Request) -> 
     }
     match serve(backend, &request).await {
         Ok(answer) => answer,
+        // The Node.js runtime's words for an activation before any init.
+        Err(ProxyError::NoAction) => json_answer(
+            403,
+            &serde_json::json!({"error": "System not initialized."}),
+        ),
         Err(e) => e.into(),
     }
 }
@@ -40,18 +49,37 @@ async fn serve(backend: &Backend, request: &Request) -> Result<Answer, ProxyErro
         },
     };
     let init = body.remove("init");
-    let activation = body.remove("activation");
+    let mut activation = match body.remove("activation") {
+        Some(Value::Object(activation)) => Some(activation),
+        Some(_) => Some(Map::new()),
+        None => None,
+    };
     let has_activation = activation.is_some() && body.contains_key("value");
     if let Some(init) = init {
         if backend.baked() {
             return Err(ProxyError::DedicatedRuntime);
         }
+        // The init's `name` is the action's name unless the activation names it (the two
+        // would collide in `value`, where the Node.js runtime keeps init data).
+        if let (Some(Value::String(name)), Some(activation)) = (init.get("name"), &mut activation) {
+            let unnamed = match activation.get("action_name") {
+                None => true,
+                Some(Value::String(named)) => named.is_empty(),
+                Some(_) => false,
+            };
+            if unnamed {
+                activation.insert("action_name".into(), Value::String(name.clone()));
+            }
+        }
+        let raw = init.get("raw") == Some(&Value::Bool(true));
         let init_body = serde_json::json!({ "value": init });
         backend
             .init(BytesMut::from(init_body.to_string().as_bytes()))
             .await?;
+        INIT_RAW.store(raw, std::sync::atomic::Ordering::Relaxed);
         if !has_activation {
-            return Ok(Answer::ok(Bytes::from_static(b"{\"ok\":true}")));
+            // The Node.js runtime's own answer to an init (`{ OK: true }`).
+            return Ok(Answer::ok(Bytes::from_static(b"{\"OK\":true}")));
         }
     }
     let raw = init_is_raw(backend);
@@ -67,10 +95,7 @@ async fn serve(backend: &Backend, request: &Request) -> Result<Answer, ProxyErro
     for key in INIT_KEYS {
         value.remove(key);
     }
-    let activation = match activation {
-        Some(Value::Object(activation)) => activation,
-        _ => Map::new(),
-    };
+    let activation = activation.unwrap_or_default();
     if has_activation {
         add_http_context(&mut value, request, raw);
     }
@@ -88,9 +113,10 @@ async fn serve(backend: &Backend, request: &Request) -> Result<Answer, ProxyErro
     Ok(web_answer(request, &result))
 }
 
-/// Whether the action takes its HTTP body raw (`__OW_ACTION_RAW`), as web actions may.
+/// Whether the action takes its HTTP body raw (`__OW_ACTION_RAW`, or its init's `raw`), as
+/// web actions may.
 fn init_is_raw(backend: &Backend) -> bool {
-    backend.settings().action_raw
+    backend.settings().action_raw || INIT_RAW.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// What a web action gets of the HTTP request: method, headers, path, the namespace, and when

@@ -223,3 +223,51 @@ fn a_baked_action_that_cannot_start_stops_the_proxy_with_its_cause() {
         assert!(stderr.contains("SyntaxError"), "{runtime}: {stderr}");
     }
 }
+
+/// Answers with what it got and the action name it runs as.
+const ECHO_CONTEXT: &str = r#"import os
+def main(args):
+    return {"args": args, "action_name": os.environ.get("__OW_ACTION_NAME")}
+"#;
+
+#[test]
+fn an_init_alone_is_answered_as_the_nodejs_runtime_does_and_a_run_before_it_is_refused() {
+    let p = knative("python", &[]);
+    let early = entrypoint(&p, &json!({"activation": {}, "value": {}}));
+    assert_eq!(
+        (early.status, early.error()),
+        (403, "System not initialized.".to_string())
+    );
+    let init = entrypoint(&p, &json!({"init": {"main": "main", "code": ECHO_CONTEXT}}));
+    assert_status(&p, "init", &init, 200);
+    assert_eq!(init.json(), json!({"OK": true}));
+}
+
+#[test]
+fn the_inits_name_names_the_action_and_its_raw_makes_a_raw_web_action() {
+    let p = knative("python", &[]);
+    let both = entrypoint(
+        &p,
+        &json!({
+            "init": {"name": "from-init", "main": "main", "code": ECHO_CONTEXT, "raw": true},
+            "activation": {"activation_id": "a-1"},
+            "value": {"name": "Joe"}
+        }),
+    );
+    assert_status(&p, "init and run", &both, 200);
+    let got = both.json();
+    assert_eq!(got["action_name"], json!("from-init"), "{got}");
+    // Raw: the value comes as __ow_body, base64 of its JSON, with the query string.
+    assert_eq!(
+        got["args"]["__ow_body"],
+        json!("eyJuYW1lIjoiSm9lIn0="),
+        "{got}"
+    );
+    assert!(got["args"].get("__ow_query").is_some(), "{got}");
+    // An activation that names the action keeps its own name.
+    let named = entrypoint(
+        &p,
+        &json!({"activation": {"action_name": "own"}, "value": {}}),
+    );
+    assert_eq!(named.json()["action_name"], json!("own"));
+}
