@@ -196,7 +196,10 @@ fn daemon_action(marker: &str) -> String {
 
 #[test]
 fn every_stop_signal_stops_the_proxy_and_whatever_its_actions_started() {
-    for (i, signal) in ["TERM", "INT", "HUP", "QUIT", "ABRT"].into_iter().enumerate() {
+    for (i, signal) in ["TERM", "INT", "HUP", "QUIT", "ABRT"]
+        .into_iter()
+        .enumerate()
+    {
         let marker = format!("300.{}{i}", std::process::id());
         let mut p = Proxy::python();
         init_ok(&p, &daemon_action(&marker), "main");
