@@ -78,6 +78,8 @@ pub enum ProxyError {
     BadArgument,
     /// An init on the single entrypoint of a container whose action came with the image.
     DedicatedRuntime,
+    /// A run on the single entrypoint before any init (the Node.js runtime's words).
+    NotInitialized,
     /// A method the single entrypoint does not take (`__OW_HTTP_METHODS`).
     MethodNotAllowed(String),
     /// The action answered something other than an object or array.
@@ -100,7 +102,8 @@ impl ProxyError {
         match self {
             ProxyError::AlreadyInitialized
             | ProxyError::MissingCode
-            | ProxyError::DedicatedRuntime => 403,
+            | ProxyError::DedicatedRuntime
+            | ProxyError::NotInitialized => 403,
             ProxyError::MethodNotAllowed(_) => 405,
             ProxyError::BadRequest(_) | ProxyError::Package(_) | ProxyError::Exited(_) => 400,
             ProxyError::Http(e) => e.status(),
@@ -152,6 +155,7 @@ impl ProxyError {
             ProxyError::DedicatedRuntime => {
                 "Cannot initialize a runtime with a dedicated function.".into()
             }
+            ProxyError::NotInitialized => "System not initialized.".into(),
             ProxyError::MethodNotAllowed(allowed) => {
                 format!("This action takes {allowed} (__OW_HTTP_METHODS).")
             }

@@ -30,11 +30,8 @@ pub async fn handle(backend: &Backend, methods: &[String], request: Request) -> 
     }
     match serve(backend, &request).await {
         Ok(answer) => answer,
-        // The Node.js runtime's words for an activation before any init.
-        Err(ProxyError::NoAction) => json_answer(
-            403,
-            &serde_json::json!({"error": "System not initialized."}),
-        ),
+        // An activation before any init, in the Node.js runtime's words.
+        Err(ProxyError::NoAction) => ProxyError::NotInitialized.into(),
         Err(e) => e.into(),
     }
 }

@@ -255,9 +255,8 @@ impl Proxy {
         if listeners.is_empty() {
             return false;
         }
-        let pid = self.process.id();
-        std::iter::once(pid)
-            .chain(procfs::descendants(pid))
+        procfs::tree(self.process.id())
+            .into_iter()
             .any(|p| procfs::sockets(p).iter().any(|i| listeners.contains(i)))
     }
 
@@ -607,11 +606,7 @@ impl Connection {
         };
         let holders = describe(procfs::listening_on(self.port));
         let started = match self.started {
-            Some(pid) if procfs::exists(pid) => describe(
-                std::iter::once(pid)
-                    .chain(procfs::descendants(pid))
-                    .collect(),
-            ),
+            Some(pid) if procfs::exists(pid) => describe(procfs::tree(pid)),
             Some(pid) => format!(" {pid} is gone"),
             None => " (unknown: a bare connection)".to_string(),
         };

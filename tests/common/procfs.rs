@@ -78,6 +78,13 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
+/// `pid` and every process below it.
+pub fn tree(pid: u32) -> Vec<u32> {
+    let mut all = vec![pid];
+    all.extend(descendants(pid));
+    all
+}
+
 /// The raw command line: words ending in NUL bytes; empty for a zombie or a gone process.
 pub fn cmdline(pid: u32) -> Vec<u8> {
     std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
